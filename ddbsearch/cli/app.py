@@ -1,0 +1,88 @@
+"""The Typer application object and the error boundary shared by every command.
+
+Command modules (one per command group) import ``app`` from here and register
+their commands on it; ``ddbsearch.cli`` imports them all.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from ddbsearch import __version__
+from ddbsearch.cli import console
+from ddbsearch.errors import DdbsearchError, ExitCode
+
+
+class _ErrorBoundaryGroup(TyperGroup):
+    """Turns library errors into one red line and a documented exit code.
+
+    Lives on the click group so that it applies both to the installed console
+    script and to ``typer.testing.CliRunner``.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DdbsearchError as exc:
+            if console.state.debug:
+                raise
+            console.error(str(exc))
+            raise typer.Exit(int(exc.exit_code)) from None
+        except (typer.Exit, typer.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            if console.state.debug:
+                raise
+            console.error("interrupted")
+            raise typer.Exit(int(ExitCode.ABORTED)) from None
+        except Exception as exc:  # the last line of defence: no traceback without --debug
+            if console.state.debug:
+                raise
+            console.error(
+                f"internal error: {type(exc).__name__}: {exc} "
+                "(run again with --debug for the traceback, and please report it)"
+            )
+            raise typer.Exit(int(ExitCode.ERROR)) from None
+
+
+app = typer.Typer(
+    cls=_ErrorBoundaryGroup,
+    name="ddbsearch",
+    help="Make a DynamoDB table searchable: DynamoDB Streams -> Lambda -> OpenSearch.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ddbsearch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", envvar="DDBSEARCH_DEBUG", help="Show full tracebacks on errors."),
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="No progress bars, spinners or tables on stderr."),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Make a DynamoDB table searchable: DynamoDB Streams -> Lambda -> OpenSearch."""
+    console.configure(debug=debug, quiet=quiet)

@@ -1,0 +1,1 @@
+"""`ddbsearch deploy` / `ddbsearch destroy` (AWS through Terraform, or --local)."""

@@ -1,0 +1,1 @@
+"""`ddbsearch demo` and the hidden commands that run the local stack."""

@@ -1,0 +1,1 @@
+"""Everyday operator commands: put, backfill, search, status."""

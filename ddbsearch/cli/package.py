@@ -1,0 +1,1 @@
+"""`ddbsearch package`: build the Lambda zip."""

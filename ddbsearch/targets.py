@@ -1,0 +1,178 @@
+"""What a command talks to: the local stack or a deployed AWS stack.
+
+``deploy`` records each stack it creates under the state directory; every other
+command resolves its target from there, so ``ddbsearch search`` just works after
+``ddbsearch deploy``. Layout of the state directory (``$DDBSEARCH_HOME``, default
+``$XDG_STATE_HOME/ddbsearch`` or ``~/.local/state/ddbsearch``)::
+
+    current.json                 {"kind": "local" | "aws", "name": "<stack>"}
+    local/stack.json             the running local stack (ports, pids, target)
+    stacks/<name>/target.json    the target of an AWS stack (from terraform outputs)
+    stacks/<name>/...            terraform working directory, logs, state
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from ddbsearch.errors import NotDeployedError
+
+TargetKind = Literal["local", "aws"]
+
+# Reference table from the original blog post; also the default for deploy.
+DEFAULT_TABLE = "UsersTransactions"
+DEFAULT_INDEX = "userstransactions"
+DEFAULT_STACK = "ddbsearch"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Everything a command needs to reach one pipeline."""
+
+    kind: TargetKind
+    name: str
+    region: str
+    table: str
+    index: str
+    search_endpoint: str
+    # Set for the local stack (moto server); None means the real AWS endpoints.
+    aws_endpoint: str | None = None
+    dlq_url: str | None = None
+    function_name: str | None = None
+    event_source_mapping_uuid: str | None = None
+    dashboards_url: str | None = None
+    profile: str | None = None
+    # Sign OpenSearch requests with SigV4 (always on AWS; off for the local emulator).
+    sigv4: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Target:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def with_overrides(self, **changes: Any) -> Target:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def state_home() -> Path:
+    explicit = os.environ.get("DDBSEARCH_HOME")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "ddbsearch"
+
+
+def local_state_file() -> Path:
+    return state_home() / "local" / "stack.json"
+
+
+def stack_dir(name: str) -> Path:
+    return state_home() / "stacks" / name
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)  # atomic: a reader never sees half a file
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def set_current(kind: TargetKind, name: str) -> None:
+    _write_json(state_home() / "current.json", {"kind": kind, "name": name})
+
+
+def clear_current(kind: TargetKind, name: str) -> None:
+    """Forget the current pointer if it points at the stack being destroyed."""
+    current = _read_json(state_home() / "current.json")
+    if current == {"kind": kind, "name": name}:
+        (state_home() / "current.json").unlink(missing_ok=True)
+
+
+def save_aws_target(target: Target) -> None:
+    _write_json(stack_dir(target.name) / "target.json", target.to_json())
+
+
+def load_aws_target(name: str) -> Target | None:
+    data = _read_json(stack_dir(name) / "target.json")
+    return Target.from_json(data) if data else None
+
+
+def load_local_target() -> Target | None:
+    """The local stack's target, if ``deploy --local`` recorded one."""
+    data = _read_json(local_state_file())
+    if not data or "target" not in data:
+        return None
+    return Target.from_json(data["target"])
+
+
+def resolve_target(
+    *,
+    local: bool = False,
+    name: str | None = None,
+    endpoint: str | None = None,
+    table: str | None = None,
+    index: str | None = None,
+    region: str | None = None,
+) -> Target:
+    """Pick the target: explicit flags first, then the last deploy.
+
+    ``--local`` forces the local stack; ``--name`` an AWS stack; otherwise the
+    stack the last ``deploy`` made current. Remaining flags override fields.
+    """
+    target: Target | None
+    if local:
+        target = load_local_target()
+        if target is None:
+            raise NotDeployedError(
+                "the local stack is not running", hint="run 'ddbsearch deploy --local' first"
+            )
+    elif name:
+        target = load_aws_target(name)
+        if target is None:
+            raise NotDeployedError(
+                f"no deployed stack named '{name}'", hint="run 'ddbsearch deploy --name NAME'"
+            )
+    else:
+        current = _read_json(state_home() / "current.json") or {}
+        if current.get("kind") == "local":
+            target = load_local_target()
+        elif current.get("kind") == "aws" and isinstance(current.get("name"), str):
+            target = load_aws_target(current["name"])
+        else:
+            target = None
+        if target is None:
+            if endpoint and table:
+                # Fully specified on the command line: no deploy needed.
+                return Target(
+                    kind="aws",
+                    name="adhoc",
+                    region=region or os.environ.get("AWS_REGION", "us-east-1"),
+                    table=table,
+                    index=index or table.lower(),
+                    search_endpoint=endpoint,
+                )
+            raise NotDeployedError(
+                "nothing is deployed yet",
+                hint="run 'ddbsearch deploy --local' (no AWS account needed) or 'ddbsearch deploy'",
+            )
+    return target.with_overrides(
+        search_endpoint=endpoint, table=table, index=index, region=region
+    )

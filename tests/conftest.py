@@ -1,0 +1,58 @@
+"""Shared fixtures: real emulators on loopback ports, cleaned up after the session."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# No test may reach a real AWS account, whatever the developer's shell holds.
+for _var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL"):
+    os.environ.pop(_var, None)
+os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"  # noqa: S105 - emulator credentials
+os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+os.environ["AWS_REGION"] = "us-east-1"
+
+EVENTS_DIR = Path(__file__).parent / "events"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own ddbsearch state directory."""
+    monkeypatch.setenv("DDBSEARCH_HOME", str(tmp_path_factory.mktemp("ddbsearch-home")))
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A real moto server (DynamoDB, Streams, SQS over HTTP) on a free loopback port."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def osmem_base() -> Iterator[str]:
+    """An osmem-server (OpenSearch-compatible, in memory) for the whole session."""
+    from osmem_server import OsmemServer
+
+    server = OsmemServer.start(japanese=False)
+    try:
+        yield server.url
+    finally:
+        server.close()
