@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -24,7 +23,7 @@ class _ErrorBoundaryGroup(TyperGroup):
     script and to ``typer.testing.CliRunner``.
     """
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except DdbsearchError as exc:
@@ -32,7 +31,7 @@ class _ErrorBoundaryGroup(TyperGroup):
                 raise
             console.error(str(exc))
             raise typer.Exit(int(exc.exit_code)) from None
-        except (typer.Exit, typer.Abort, click.ClickException):
+        except (typer.Exit, typer.Abort, typer.TyperException):  # Typer renders these
             raise
         except KeyboardInterrupt:
             if console.state.debug:

@@ -1,0 +1,321 @@
+"""The one item -> document model, shared by the stream handler and the backfill.
+
+Both paths build an :class:`Action` here, so a row indexed by ``backfill`` and the
+same row arriving through the stream get the same ``_id``, the same document and
+comparable versions. See docs/document-model.md for the rules in prose.
+
+Stdlib only: this module ships inside the Lambda zip.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+from ddbsearch.errors import ConfigurationError, DdbsearchError
+
+AttributeValue = Mapping[str, Any]  # DynamoDB JSON: {"S": "x"}, {"N": "3"}, {"M": {...}}, ...
+
+# OpenSearch rejects an _id longer than 512 bytes.
+MAX_ID_BYTES = 512
+_HASHED_ID_PREFIX = "sha256:"
+_ID_SEPARATOR = "|"
+
+# OpenSearch counts object nesting (arrays do not count). DynamoDB allows 32
+# levels; the index template raises OpenSearch's default (20) to this value, so
+# every item DynamoDB can store fits, and the check below only fires on an index
+# configured lower (MAX_DEPTH is also what the template sets).
+MAX_DEPTH = 34
+
+# Metadata fields of OpenSearch: a document may not carry them in its source.
+RESERVED_FIELDS = frozenset(
+    {
+        "_id",
+        "_index",
+        "_source",
+        "_routing",
+        "_type",
+        "_version",
+        "_seq_no",
+        "_primary_term",
+        "_field_names",
+        "_ignored",
+        "_size",
+        "_meta",
+        "_doc_count",
+        "_tier",
+        "_data_stream_timestamp",
+        "_nested_path",
+        "_uid",
+        "_parent",
+        "_all",
+    }
+)
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+
+# Backfill versions sit this many seconds below the read time, so that a clock
+# running ahead of DynamoDB's by up to this much still lets every stream write
+# made after the read win (see backfill_version).
+CLOCK_SKEW_MARGIN_SECONDS = 5
+
+
+class InvalidDocument(DdbsearchError):
+    """The item cannot become an OpenSearch document; ``reason`` says why (no item contents)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One write to the index: index a document or delete one, at a version."""
+
+    op: Literal["index", "delete"]
+    doc_id: str
+    version: int
+    document: dict[str, Any] | None
+    keys: Mapping[str, AttributeValue]
+    sequence_number: str | None = None
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _number(text: str) -> int | float:
+    """DynamoDB N -> int when it is an integer that fits a signed 64-bit long, else float.
+
+    Every DynamoDB number (38 significant digits, 1E-130 .. 9.99E+125) is within
+    a double's range, so nothing overflows; digits beyond a double's ~17 are
+    rounded to the nearest double (documented precision policy).
+    """
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise InvalidDocument(f"malformed number {text!r}") from None
+    if not value.is_finite():
+        raise InvalidDocument("number is not finite")
+    if value == value.to_integral_value():
+        as_int = int(value)
+        if _INT64_MIN <= as_int <= _INT64_MAX:
+            return as_int
+    as_float = float(value)
+    if math.isinf(as_float):  # cannot happen for DynamoDB's range; guards hand-made input
+        raise InvalidDocument("number is out of range")
+    return as_float
+
+
+def _binary(value: Any) -> str:
+    # Lambda events carry B as base64 text already; boto3 returns bytes.
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if hasattr(value, "value"):  # boto3.dynamodb.types.Binary
+        return base64.b64encode(bytes(value.value)).decode("ascii")
+    return str(value)
+
+
+def _binary_sort_key(value: Any) -> bytes:
+    if isinstance(value, str):
+        return base64.b64decode(value)
+    if hasattr(value, "value"):
+        return bytes(value.value)
+    return bytes(value)
+
+
+def _kinds(values: Sequence[Any], into: set[str]) -> set[str]:
+    """The JSON kinds of a list's leaves as OpenSearch sees them (it flattens arrays)."""
+    for v in values:
+        if v is None:
+            continue
+        if isinstance(v, list):
+            _kinds(v, into)
+        elif isinstance(v, bool):
+            into.add("boolean")
+        elif isinstance(v, (int, float)):
+            into.add("number")
+        elif isinstance(v, str):
+            into.add("string")
+        else:
+            into.add("object")
+    return into
+
+
+def _as_text(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _check_name(name: str, path: str, depth: int) -> None:
+    if name == "":
+        raise InvalidDocument(f"empty attribute name under {path or 'the item'}")
+    if "." in name:
+        raise InvalidDocument(f"attribute name {_path(path, name)!r} contains a dot")
+    if depth == 1 and name in RESERVED_FIELDS:
+        raise InvalidDocument(f"reserved field name {name!r}")
+
+
+def _path(parent: str, name: str) -> str:
+    return f"{parent}.{name}" if parent else name
+
+
+def _convert(av: AttributeValue, path: str, depth: int) -> Any:  # noqa: PLR0911, PLR0912
+    # depth = number of objects the value sits in (top-level attributes: 1).
+    if len(av) != 1:
+        raise InvalidDocument(f"attribute {path!r} is not a single-typed DynamoDB value")
+    ((tag, value),) = av.items()
+    if tag == "S":
+        return value
+    if tag == "N":
+        return _number(value)
+    if tag == "BOOL":
+        return bool(value)
+    if tag == "NULL":
+        return None
+    if tag == "B":
+        return _binary(value)
+    if tag == "M":
+        if depth + 1 > MAX_DEPTH:
+            raise InvalidDocument(f"attribute {path!r} nests deeper than {MAX_DEPTH} levels")
+        return _convert_map(value, path, depth + 1)
+    if tag == "L":
+        items = [_convert(v, path, depth) for v in value]
+        if len(_kinds(items, set())) > 1:
+            # OpenSearch fields have one type; a list mixing kinds becomes a list
+            # of strings (numbers in canonical form, maps and lists as JSON).
+            return [_as_text(v) for v in items]
+        return items
+    if tag == "SS":
+        return sorted(value)
+    if tag == "NS":
+        return [_number(v) for v in sorted(value, key=Decimal)]
+    if tag == "BS":
+        return [_binary(v) for v in sorted(value, key=_binary_sort_key)]
+    raise InvalidDocument(f"attribute {path!r} has unknown DynamoDB type {tag!r}")
+
+
+def _convert_map(attrs: Mapping[str, AttributeValue], parent: str, depth: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, av in attrs.items():
+        _check_name(name, parent, depth)
+        out[name] = _convert(av, _path(parent, name), depth)
+    return out
+
+
+def to_document(image: Mapping[str, AttributeValue]) -> dict[str, Any]:
+    """A DynamoDB item (DynamoDB JSON) -> the OpenSearch document ddbsearch indexes.
+
+    Raises InvalidDocument for items OpenSearch would reject or misread: reserved
+    metadata names, names with dots, empty names, nesting beyond MAX_DEPTH.
+    """
+    return _convert_map(image, "", 1)
+
+
+# --------------------------------------------------------------------------- ids
+
+
+def _key_component(av: AttributeValue) -> str:
+    ((tag, value),) = av.items()
+    if tag == "S":
+        text = str(value)
+    elif tag == "N":
+        # Canonical form, so "3", "3.0" and "3E0" name the same item as DynamoDB does.
+        text = str(Decimal(value).normalize())
+    elif tag == "B":
+        text = _binary(value)
+    else:
+        raise InvalidDocument(f"key attribute has non-key type {tag!r}")
+    return text.replace("\\", "\\\\").replace(_ID_SEPARATOR, "\\" + _ID_SEPARATOR)
+
+
+def document_id(keys: Mapping[str, AttributeValue]) -> str:
+    """The _id of an item, from its key attributes only (``dynamodb.Keys`` on every event).
+
+    Values are joined in key-name order with ``|``; ``\\`` and ``|`` inside values
+    are escaped, so ("a", "bc") and ("ab", "c") never collide. An id over 512 UTF-8
+    bytes is replaced by ``sha256:<hex>`` of the full id (deterministic).
+    """
+    if not keys:
+        raise InvalidDocument("record has no key attributes")
+    joined = _ID_SEPARATOR.join(_key_component(keys[name]) for name in sorted(keys))
+    encoded = joined.encode("utf-8")
+    if len(encoded) <= MAX_ID_BYTES:
+        return joined
+    return _HASHED_ID_PREFIX + hashlib.sha256(encoded).hexdigest()
+
+
+# --------------------------------------------------------------------------- versions
+#
+# External versions order writes per document; OpenSearch keeps the highest.
+# Stream records: ApproximateCreationDateTime in milliseconds, times two, plus 1
+# (odd). Backfill rows: the read time in whole seconds minus a skew margin, in
+# milliseconds, times two (even). Consequences:
+# - a stream change made in a later second always beats an earlier one;
+# - two changes to one key in the same second carry equal versions; with
+#   version_type=external_gte the one applied last wins, which in stream order
+#   (per key, Lambda delivers in order) is the newer one. A replay of an older
+#   record from that same second can overwrite the newer document until the
+#   stream delivers the newer record again (it always does: replays go forward);
+# - a backfill row always loses to any stream record of a change made at or after
+#   its read (and within CLOCK_SKEW_MARGIN_SECONDS before it), and wins over
+#   changes older than that, which the row it read already contains.
+
+
+def stream_version(approximate_creation_seconds: float) -> int:
+    return round(approximate_creation_seconds * 1000) * 2 + 1
+
+
+def backfill_version(read_started_at: float) -> int:
+    return (int(read_started_at) - CLOCK_SKEW_MARGIN_SECONDS) * 1000 * 2
+
+
+# --------------------------------------------------------------------------- actions
+
+_INDEXABLE_VIEWS = frozenset({"NEW_IMAGE", "NEW_AND_OLD_IMAGES"})
+
+
+def action_from_record(record: Mapping[str, Any]) -> Action:
+    """One DynamoDB stream record (Lambda event shape) -> the index action it implies.
+
+    Raises ConfigurationError when the stream does not carry new images, and
+    InvalidDocument when the new image cannot be indexed.
+    """
+    ddb = record["dynamodb"]
+    keys = ddb["Keys"]
+    seq = ddb.get("SequenceNumber")
+    version = stream_version(float(ddb["ApproximateCreationDateTime"]))
+    doc_id = document_id(keys)
+    if record["eventName"] == "REMOVE":
+        return Action("delete", doc_id, version, None, keys, seq)
+    view = ddb.get("StreamViewType")
+    image = ddb.get("NewImage")
+    if image is None or (view is not None and view not in _INDEXABLE_VIEWS):
+        raise ConfigurationError(
+            f"the table's stream view type is {view or 'unknown'}; ddbsearch needs "
+            "NEW_IMAGE or NEW_AND_OLD_IMAGES to index changes",
+            hint="enable the stream with NEW_AND_OLD_IMAGES (ddbsearch deploy does)",
+        )
+    return Action("index", doc_id, version, to_document(image), keys, seq)
+
+
+def action_from_item(
+    item: Mapping[str, AttributeValue], key_names: Sequence[str], version: int
+) -> Action:
+    """A row read by Scan (backfill) -> an index action at a backfill version."""
+    try:
+        keys = {name: item[name] for name in key_names}
+    except KeyError as exc:
+        raise InvalidDocument(f"item lacks key attribute {exc.args[0]!r}") from None
+    return Action("index", document_id(keys), version, to_document(item), keys)

@@ -1,0 +1,92 @@
+"""The index ddbsearch owns: its template (settings + mapping) and idempotent creation.
+
+The mapping must take every value DynamoDB can store without a mapping conflict:
+- every number maps to ``double`` (integers and decimals can mix in one
+  attribute, and DynamoDB's range 1E-130 .. 1E+125 overflows the ``float`` that
+  OpenSearch's dynamic mapping would pick for decimals);
+- every string maps to ``text`` (searchable) with a ``keyword`` sub-field
+  (filters, sorting, aggregations); binary arrives as base64 text;
+- no date or numeric detection, so "2024-01-01" or "42" in a string attribute
+  does not fix the field's type for every later item;
+- object depth raised to what DynamoDB allows (32 levels).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ddbsearch.core.documents import MAX_DEPTH
+from ddbsearch.core.transport import SearchTransport
+from ddbsearch.errors import DdbsearchError
+
+TEMPLATE_PREFIX = "ddbsearch-"
+KEYWORD_IGNORE_ABOVE = 256
+
+
+def index_body() -> dict[str, Any]:
+    return {
+        "settings": {
+            "index.mapping.depth.limit": MAX_DEPTH,
+            "index.mapping.total_fields.limit": 1000,
+            # A deleted document's version is remembered this long, so that a
+            # late, older write for it is rejected instead of resurrecting it.
+            "index.gc_deletes": "1h",
+            # One node (the smallest domain, the local emulator) or many.
+            "index.auto_expand_replicas": "0-1",
+        },
+        "mappings": {
+            "date_detection": False,
+            "numeric_detection": False,
+            "dynamic_templates": [
+                {"integers": {"match_mapping_type": "long", "mapping": {"type": "double"}}},
+                {"decimals": {"match_mapping_type": "double", "mapping": {"type": "double"}}},
+                {
+                    "strings": {
+                        "match_mapping_type": "string",
+                        "mapping": {
+                            "type": "text",
+                            "fields": {
+                                "keyword": {
+                                    "type": "keyword",
+                                    "ignore_above": KEYWORD_IGNORE_ABOVE,
+                                }
+                            },
+                        },
+                    }
+                },
+            ],
+        },
+    }
+
+
+def index_template(index: str) -> dict[str, Any]:
+    body = index_body()
+    return {
+        "index_patterns": [index],
+        "priority": 200,
+        "template": body,
+        "_meta": {"managed_by": "ddbsearch"},
+    }
+
+
+def ensure_index(transport: SearchTransport, index: str, *, update_template: bool = False) -> bool:
+    """Make sure the index exists with ddbsearch's settings; True if it was created.
+
+    Idempotent and safe to race: the handler calls it on a cold start, deploy
+    with ``update_template=True`` to refresh the template of an existing index
+    (which applies to the index only when it is recreated).
+    """
+    head = transport.request("HEAD", f"/{index}")
+    if head.status == 200 and not update_template:
+        return False
+    put = transport.json("PUT", f"/_index_template/{TEMPLATE_PREFIX}{index}", index_template(index))
+    if put.status >= 300:
+        raise DdbsearchError(f"could not store the index template for {index!r} ({put.status})")
+    if head.status == 200:
+        return False
+    created = transport.json("PUT", f"/{index}", {})
+    if created.status < 300:
+        return True
+    if b"resource_already_exists_exception" in created.body:
+        return False  # another invocation won the race
+    raise DdbsearchError(f"could not create index {index!r} ({created.status})")

@@ -1,0 +1,19 @@
+"""AWS Lambda entry point of the ddbsearch indexer (``handler.handler``).
+
+Thin on purpose: DynamoDB stream event in -> ``ddbsearch.core.stream`` ->
+``{"batchItemFailures": [...]}`` out. Configuration comes from the environment
+(``OPENSEARCH_ENDPOINT``, ``INDEX_NAME``, ``AWS_REGION``, optional ``DLQ_URL``);
+it is read once per execution environment, when the module is loaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ddbsearch.core.stream import Indexer
+
+_indexer = Indexer.from_environment()
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
+    return _indexer.handle(event, context)
