@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +26,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def load_event() -> Callable[[str], dict[str, Any]]:
+    """Load a Lambda-shaped DynamoDB stream event from tests/events/NAME.json."""
+
+    def load(name: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((EVENTS_DIR / f"{name}.json").read_text())
+        return data
+
+    return load
 
 
 @pytest.fixture(autouse=True)
