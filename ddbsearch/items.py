@@ -1,0 +1,454 @@
+"""Items as users type them, checked against the table before anything is written.
+
+Two input shapes are accepted, one item per JSON object:
+
+* plain JSON: ``{"userId": 3, "shortDescription": "Final mega test 2"}``. Numbers become
+  ``N`` exactly (parsed as :class:`~decimal.Decimal`, never through a float), strings
+  ``S``, booleans ``BOOL``, ``null`` ``NULL``, arrays ``L`` and objects ``M``.
+* DynamoDB JSON: ``{"userId": {"N": "3"}}``. An object is read as DynamoDB JSON when
+  *every* top-level value is an object with exactly one key and that key is a DynamoDB
+  type tag (``S N B BOOL NULL M L SS NS BS``); such input is validated strictly.
+
+Items are returned in the low-level wire form boto3 clients take (DynamoDB JSON with
+``B``/``BS`` values as ``bytes``). Nothing here talks to AWS except
+:func:`describe_table`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import random
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Context, Decimal, DecimalException, InvalidOperation
+from typing import Any
+
+from boto3.dynamodb.types import DYNAMODB_CONTEXT
+
+from ddbsearch.aws import aws_errors
+from ddbsearch.errors import InputError, NotFoundError
+
+AttributeValue = dict[str, Any]
+Item = dict[str, AttributeValue]
+
+TYPE_TAGS = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
+KEY_TYPES = frozenset({"S", "N", "B"})
+MAX_ITEM_BYTES = 400 * 1024
+MAX_DEPTH = 32  # DynamoDB's nesting limit for documents
+
+
+# --------------------------------------------------------------------------- table
+
+
+@dataclass(frozen=True)
+class KeyAttribute:
+    name: str
+    type: str  # S, N or B
+    role: str  # HASH or RANGE
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """What ddbsearch needs to know about a table, from DescribeTable."""
+
+    name: str
+    keys: tuple[KeyAttribute, ...]
+    item_count: int = 0  # approximate on AWS (refreshed about every six hours)
+    size_bytes: int = 0
+    status: str = "ACTIVE"
+    stream_enabled: bool = False
+    stream_view_type: str | None = None
+    stream_arn: str | None = None
+    billing_mode: str = "PROVISIONED"
+    read_capacity: int = 0  # provisioned RCU; 0 for on-demand tables
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def key_names(self) -> list[str]:
+        return [k.name for k in self.keys]
+
+    @classmethod
+    def from_description(cls, desc: Mapping[str, Any]) -> TableInfo:
+        types = {
+            a["AttributeName"]: a["AttributeType"] for a in desc.get("AttributeDefinitions", [])
+        }
+        # HASH first, then RANGE, whatever order DescribeTable used.
+        schema = sorted(desc.get("KeySchema", []), key=lambda k: k["KeyType"] != "HASH")
+        keys = tuple(
+            KeyAttribute(k["AttributeName"], types.get(k["AttributeName"], "S"), k["KeyType"])
+            for k in schema
+        )
+        stream = desc.get("StreamSpecification") or {}
+        billing = (desc.get("BillingModeSummary") or {}).get("BillingMode", "PROVISIONED")
+        rcu = int((desc.get("ProvisionedThroughput") or {}).get("ReadCapacityUnits", 0) or 0)
+        return cls(
+            name=str(desc["TableName"]),
+            keys=keys,
+            item_count=int(desc.get("ItemCount", 0) or 0),
+            size_bytes=int(desc.get("TableSizeBytes", 0) or 0),
+            status=str(desc.get("TableStatus", "ACTIVE")),
+            stream_enabled=bool(stream.get("StreamEnabled", False)),
+            stream_view_type=stream.get("StreamViewType"),
+            stream_arn=desc.get("LatestStreamArn"),
+            billing_mode=str(billing),
+            read_capacity=0 if billing == "PAY_PER_REQUEST" else rcu,
+            raw=desc,
+        )
+
+
+def describe_table(ddb: Any, table: str) -> TableInfo:
+    """DescribeTable, with a clear NotFoundError for an unknown table."""
+    with aws_errors(f"table '{table}'"):
+        try:
+            desc = ddb.describe_table(TableName=table)["Table"]
+        except ddb.exceptions.ResourceNotFoundException:
+            raise NotFoundError(
+                f"table '{table}' does not exist", hint="check --table / the deployed stack"
+            ) from None
+    return TableInfo.from_description(desc)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _reject_constant(name: str) -> Any:
+    raise InputError(f"{name} is not a valid number (DynamoDB numbers must be finite)")
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(
+            text, parse_float=Decimal, parse_int=Decimal, parse_constant=_reject_constant
+        )
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise InputError("malformed JSON: nested too deeply") from None
+
+
+_NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _number(value: Decimal | str, where: str) -> str:
+    """The DynamoDB number string for ``value`` (exactly as written), or InputError."""
+    if isinstance(value, str) and not _NUMBER.fullmatch(value):
+        # Decimal() alone would accept " 3", "1_000", "NaN" and "Infinity".
+        raise InputError(f"{where}: {value!r} is not a number")
+    try:
+        d = Decimal(value) if isinstance(value, str) else value
+    except (InvalidOperation, ValueError):  # pragma: no cover - the regex rules these out
+        raise InputError(f"{where}: {value!r} is not a number") from None
+    if not d.is_finite():
+        raise InputError(f"{where}: {value} is not a valid number (must be finite)")
+    try:
+        # DynamoDB: up to 38 significant digits, magnitude 1E-130 .. 9.99..E+125.
+        exact = Context.create_decimal(DYNAMODB_CONTEXT, d)
+    except DecimalException:
+        raise InputError(
+            f"{where}: {value} does not fit a DynamoDB number "
+            "(at most 38 significant digits, magnitude 1E-130 to 1E+126)"
+        ) from None
+    # Keep what the user wrote (3 -> "3", 12.50 -> "12.50"); Decimal's str is exact.
+    return value if isinstance(value, str) else str(exact)
+
+
+def is_dynamodb_json(obj: Mapping[str, Any]) -> bool:
+    """True when every top-level value is a one-key object keyed by a DynamoDB type tag."""
+    return bool(obj) and all(
+        isinstance(v, dict) and len(v) == 1 and next(iter(v)) in TYPE_TAGS for v in obj.values()
+    )
+
+
+def _from_plain(value: Any, where: str, depth: int = 0) -> AttributeValue:
+    if depth > MAX_DEPTH:
+        raise InputError(f"{where}: nested deeper than DynamoDB's {MAX_DEPTH} levels")
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, Decimal):
+        return {"N": _number(value, where)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, list):
+        return {"L": [_from_plain(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]}
+    if isinstance(value, dict):
+        return {"M": {k: _from_plain(v, f"{where}.{k}", depth + 1) for k, v in value.items()}}
+    raise InputError(f"{where}: unsupported JSON value {type(value).__name__}")  # pragma: no cover
+
+
+def _binary(value: Any, where: str) -> bytes:
+    if not isinstance(value, str):
+        raise InputError(f"{where}: binary values must be base64 strings")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError(f"{where}: {value[:20]!r} is not valid base64") from None
+
+
+def _typed_scalar(tag: str, inner: Any, where: str) -> AttributeValue:
+    if tag == "S":
+        if not isinstance(inner, str):
+            raise InputError(f"{where}: S must be a string")
+        return {"S": inner}
+    if tag == "N":
+        if not isinstance(inner, str):
+            raise InputError(f'{where}: N must be a number written as a string, like {{"N": "3"}}')
+        return {"N": _number(inner, where)}
+    if tag == "B":
+        return {"B": _binary(inner, where)}
+    if tag == "BOOL":
+        if not isinstance(inner, bool):
+            raise InputError(f"{where}: BOOL must be true or false")
+        return {"BOOL": inner}
+    if inner is not True:  # NULL
+        raise InputError(f"{where}: NULL must be true")
+    return {"NULL": True}
+
+
+def _typed_set(tag: str, inner: Any, where: str) -> AttributeValue:
+    if not isinstance(inner, list) or not inner:
+        raise InputError(f"{where}: {tag} must be a non-empty list")
+    if tag in ("SS", "NS") and not all(isinstance(v, str) for v in inner):
+        kind = "strings" if tag == "SS" else "numbers written as strings"
+        raise InputError(f"{where}: {tag} must hold {kind} only")
+    out: list[Any]
+    canonical: list[Any]
+    if tag == "SS":
+        out = canonical = list(inner)
+    elif tag == "NS":
+        out = [_number(v, where) for v in inner]
+        canonical = [Decimal(v) for v in out]
+    else:  # BS
+        out = canonical = [_binary(v, where) for v in inner]
+    if len(set(canonical)) != len(canonical):
+        raise InputError(f"{where}: {tag} contains duplicates (sets hold unique values)")
+    return {tag: out}
+
+
+def _from_typed(value: Any, where: str, depth: int = 0) -> AttributeValue:
+    """Validate one DynamoDB JSON attribute value strictly; return its wire form."""
+    if depth > MAX_DEPTH:
+        raise InputError(f"{where}: nested deeper than DynamoDB's {MAX_DEPTH} levels")
+    if not isinstance(value, dict) or len(value) != 1:
+        raise InputError(f'{where}: expected one type tag like {{"S": "text"}}')
+    tag, inner = next(iter(value.items()))
+    if tag not in TYPE_TAGS:
+        raise InputError(f"{where}: unknown DynamoDB type tag '{tag}'")
+    if tag == "L":
+        if not isinstance(inner, list):
+            raise InputError(f"{where}: L must be a list")
+        return {"L": [_from_typed(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(inner)]}
+    if tag == "M":
+        if not isinstance(inner, dict):
+            raise InputError(f"{where}: M must be an object")
+        return {"M": {k: _from_typed(v, f"{where}.{k}", depth + 1) for k, v in inner.items()}}
+    if tag in ("SS", "NS", "BS"):
+        return _typed_set(tag, inner, where)
+    return _typed_scalar(tag, inner, where)
+
+
+def item_from_json(obj: Any, where: str = "item") -> Item:
+    """An item in wire form from a parsed JSON object (plain or DynamoDB JSON)."""
+    if not isinstance(obj, dict):
+        raise InputError(f"{where}: expected a JSON object, got {_json_kind(obj)}")
+    if not obj:
+        raise InputError(f"{where}: the item is empty")
+    for name in obj:
+        if name == "":
+            raise InputError(f"{where}: attribute names cannot be empty")
+    if is_dynamodb_json(obj):
+        return {k: _from_typed(v, f"{where}: {k}") for k, v in obj.items()}
+    return {k: _from_plain(v, f"{where}: {k}") for k, v in obj.items()}
+
+
+def _json_kind(obj: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", Decimal: "a number"}.get(
+        type(obj), "null" if obj is None else type(obj).__name__
+    )
+
+
+def parse_item(text: str) -> Item:
+    """One item from ``--item`` text."""
+    return item_from_json(_loads(text))
+
+
+def parse_lines(lines: Iterable[str], source: str = "file") -> list[Item]:
+    """Every item of a JSON-lines input; errors name the line. Blank lines are skipped.
+
+    Everything is parsed before anything is returned, so a bad line 900 means nothing
+    is written.
+    """
+    items: list[Item] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append(item_from_json(_loads(line)))
+        except InputError as exc:
+            raise InputError(f"{source} line {number}: {exc.message}", hint=exc.hint) from None
+    if not items:
+        raise InputError(f"{source}: no items (expected one JSON object per line)")
+    return items
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _number_size(text: str) -> int:
+    digits = len(text.lstrip("-").replace(".", "").lower().split("e")[0].strip("0")) or 1
+    return (digits + 1) // 2 + 1
+
+
+def _size(value: AttributeValue) -> int:
+    """Approximate stored size of an attribute value (DynamoDB's published sizing rules)."""
+    tag, inner = next(iter(value.items()))
+    if tag in ("L", "M"):
+        entries = inner.items() if tag == "M" else (("", v) for v in inner)
+        return 3 + sum(1 + len(k.encode()) + _size(v) for k, v in entries)
+    if tag in ("SS", "NS", "BS"):
+        return sum(_size({tag[0]: v}) for v in inner)
+    sizes = {
+        "S": lambda: len(inner.encode()),
+        "N": lambda: _number_size(inner),
+        "B": lambda: len(inner),
+    }
+    return sizes.get(tag, lambda: 1)()  # BOOL, NULL: one byte
+
+
+def item_size(item: Mapping[str, AttributeValue]) -> int:
+    return sum(len(name.encode()) + _size(value) for name, value in item.items())
+
+
+def validate_item(
+    item: Mapping[str, AttributeValue], table: TableInfo, where: str = "item"
+) -> None:
+    """Check ``item`` fits ``table``: key attributes present, typed right, non-empty; size."""
+    missing = [k.name for k in table.keys if k.name not in item]
+    if missing:
+        raise InputError(
+            f"{where}: missing key attribute{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)} (table '{table.name}' is keyed on "
+            f"{', '.join(f'{k.name} ({k.type})' for k in table.keys)})"
+        )
+    for key in table.keys:
+        value = item[key.name]
+        tag, inner = next(iter(value.items()))
+        if tag != key.type:
+            raise InputError(
+                f"{where}: key attribute {key.name} must be of type {key.type}, got {tag}"
+            )
+        if tag in ("S", "B") and len(inner) == 0:
+            raise InputError(f"{where}: key attribute {key.name} cannot be empty")
+    size = item_size(item)
+    if size > MAX_ITEM_BYTES:
+        raise InputError(f"{where}: item is {size} bytes; DynamoDB's limit is 400 KB")
+
+
+def validate_items(items: Sequence[Item], table: TableInfo, source: str = "item") -> None:
+    """Validate every item before anything is written (all or nothing)."""
+    for i, item in enumerate(items, start=1):
+        validate_item(item, table, f"{source} {i}" if len(items) > 1 else source)
+
+
+def key_of(item: Mapping[str, AttributeValue], key_names: Sequence[str]) -> tuple[Any, ...]:
+    """A hashable identity for an item's primary key (numbers compared by value)."""
+    out: list[Any] = []
+    for name in key_names:
+        tag, inner = next(iter(item[name].items()))
+        out.append(Decimal(inner) if tag == "N" else inner)
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- generator
+
+_MERCHANTS = (
+    "Blue Bottle Coffee", "Green Grocer", "City Transit", "Mega Mart", "Corner Bakery",
+    "Sunrise Pharmacy", "Northwind Books", "Riverside Cinema", "Harbor Fuel", "Cloud Storage Co",
+    "Fresh Market", "Urban Outfitters", "Pixel Electronics", "Golden Dragon", "Luigi's Pizzeria",
+)  # fmt: skip
+_CATEGORIES = {
+    "Blue Bottle Coffee": "dining", "Green Grocer": "groceries", "City Transit": "transport",
+    "Mega Mart": "shopping", "Corner Bakery": "dining", "Sunrise Pharmacy": "health",
+    "Northwind Books": "shopping", "Riverside Cinema": "entertainment", "Harbor Fuel": "transport",
+    "Cloud Storage Co": "subscriptions", "Fresh Market": "groceries",
+    "Urban Outfitters": "shopping", "Pixel Electronics": "electronics",
+    "Golden Dragon": "dining", "Luigi's Pizzeria": "dining",
+}  # fmt: skip
+_WHAT = (
+    "coffee", "groceries", "monthly pass", "weekly shop", "croissants", "prescription",
+    "paperback", "movie tickets", "fuel", "subscription", "vegetables", "jacket",
+    "headphones", "dinner", "pizza", "refund", "gift card", "test purchase",
+)  # fmt: skip
+_ADJECTIVES = ("mega", "small", "large", "express", "premium", "final", "quick", "family")
+_CURRENCIES = ("USD", "USD", "USD", "EUR", "GBP")
+_STATUSES = ("SETTLED", "SETTLED", "SETTLED", "PENDING", "DECLINED")
+
+
+def generate_transactions(
+    count: int,
+    *,
+    seed: int | None = None,
+    now: datetime | None = None,
+    users: int | None = None,
+    table: TableInfo | None = None,
+) -> Iterator[Item]:
+    """``count`` realistic card transactions for the reference table (UsersTransactions).
+
+    ``transactionId`` is unique (a UUID); ``userId`` repeats across a pool of users so
+    that per-user queries return several rows. If ``table`` is keyed on attributes the
+    transaction does not have, unique values of the right type are added for them.
+    """
+    rng = random.Random(seed)  # noqa: S311 - demo data, not security
+    now = now or datetime.now(timezone.utc)
+    pool = users or max(5, count // 20)
+    accounts: dict[int, str] = {}
+    extra_keys = [k for k in (table.keys if table else ()) if k.name not in _GENERATED_FIELDS]
+    for _ in range(count):
+        user = rng.randint(1, pool)
+        account = accounts.setdefault(user, f"ACC-{rng.randrange(10**8):08d}")
+        merchant = rng.choice(_MERCHANTS)
+        when = now - timedelta(seconds=rng.randrange(90 * 24 * 3600))
+        amount = Decimal(rng.randrange(100, 50_000)) / 100
+        if rng.random() < 0.05:
+            amount = -amount  # refunds
+        tx_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        description = f"{rng.choice(_ADJECTIVES).capitalize()} {rng.choice(_WHAT)} at {merchant}"
+        item: Item = {
+            "userId": {"N": str(user)},
+            "transactionId": {"S": tx_id},
+            "accountId": {"S": account},
+            "amount": {"N": str(amount)},
+            "currency": {"S": rng.choice(_CURRENCIES)},
+            "merchant": {"S": merchant},
+            "category": {"S": _CATEGORIES[merchant]},
+            "status": {"S": rng.choice(_STATUSES)},
+            "shortDescription": {"S": description},
+            "createdAt": {"S": when.strftime("%Y-%m-%dT%H:%M:%SZ")},
+            "createdAtEpoch": {"N": str(int(when.timestamp()))},
+        }
+        for key in extra_keys:
+            item[key.name] = _unique_value(key.type, rng)
+        yield item
+
+
+_GENERATED_FIELDS = frozenset(
+    {"userId", "transactionId", "accountId", "amount", "currency", "merchant", "category",
+     "status", "shortDescription", "createdAt", "createdAtEpoch"}
+)  # fmt: skip
+
+
+def _unique_value(kind: str, rng: random.Random) -> AttributeValue:
+    bits = rng.getrandbits(63)
+    if kind == "N":
+        return {"N": str(bits)}
+    if kind == "B":
+        return {"B": bits.to_bytes(8, "big")}
+    return {"S": f"{bits:016x}"}

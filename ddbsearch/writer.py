@@ -1,0 +1,168 @@
+"""Batched writes to DynamoDB (BatchWriteItem, 25 at a time) with UnprocessedItems retried,
+and the pacing shared by writes (``--rate``) and the backfill's read budget.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ddbsearch.aws import aws_errors
+from ddbsearch.errors import PartialFailure
+from ddbsearch.items import Item, key_of
+
+BATCH_LIMIT = 25  # BatchWriteItem's maximum number of requests per call
+
+
+class Pacer:
+    """A token bucket that averages ``rate`` units per second, shared between threads.
+
+    Callers :meth:`wait` before a request and :meth:`spend` what the request cost
+    (known before for writes, only after for reads, from ConsumedCapacity); the bucket
+    may go negative, and the next :meth:`wait` sleeps the debt off. ``rate=None``
+    never waits.
+    """
+
+    def __init__(
+        self,
+        rate: float | None,
+        *,
+        burst: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate is not None and rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.burst = burst if burst is not None else (rate or 0.0)
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = self.burst
+        self._last = clock()
+        self._lock = threading.Lock()
+        self.waited = 0.0
+
+    def _refill(self) -> None:
+        now = self._clock()
+        assert self.rate is not None
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+
+    def wait(self, stop: threading.Event | None = None) -> None:
+        """Block until the bucket is no longer in debt (or ``stop`` is set)."""
+        if self.rate is None:
+            return
+        while True:
+            with self._lock:
+                self._refill()
+                if self._tokens >= 0:
+                    return
+                delay = -self._tokens / self.rate
+            self.waited += delay
+            if stop is not None:
+                if stop.wait(delay):
+                    return
+            else:
+                self._sleep(delay)
+
+    def spend(self, units: float) -> None:
+        if self.rate is None:
+            return
+        with self._lock:
+            self._refill()
+            self._tokens -= units
+
+
+@dataclass
+class WriteReport:
+    written: int = 0
+    requests: int = 0
+    retried: int = 0  # items re-sent because DynamoDB returned them as UnprocessedItems
+    unprocessed: list[Item] = field(default_factory=list)  # still unwritten after all retries
+    seconds: float = 0.0
+
+
+def batches(
+    items: Iterable[Item], key_names: Sequence[str], size: int = BATCH_LIMIT
+) -> Iterable[list[Item]]:
+    """Groups of at most ``size`` items with no key twice in a group.
+
+    BatchWriteItem rejects a batch that names one key twice; a repeated key starts a
+    new batch instead, so the later line of a file still wins, as with PutItem.
+    """
+    batch: list[Item] = []
+    keys: set[tuple[Any, ...]] = set()
+    for item in items:
+        key = key_of(item, key_names)
+        if len(batch) >= size or key in keys:
+            yield batch
+            batch, keys = [], set()
+        batch.append(item)
+        keys.add(key)
+    if batch:
+        yield batch
+
+
+def write_items(
+    ddb: Any,
+    table: str,
+    items: Iterable[Item],
+    key_names: Sequence[str],
+    *,
+    rate: float | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    max_attempts: int = 8,
+    base_delay: float = 0.05,
+    max_delay: float = 5.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> WriteReport:
+    """Write ``items`` with BatchWriteItem; retry UnprocessedItems with jittered backoff.
+
+    ``rate`` caps the average items written per second. Throttling errors on the call
+    itself are retried by botocore; items DynamoDB leaves unprocessed are re-sent up to
+    ``max_attempts`` times, then reported in :class:`WriteReport` (never dropped
+    silently). Raises :class:`PartialFailure` only via :func:`raise_for_report`.
+    """
+    report = WriteReport()
+    started = time.monotonic()
+    size = BATCH_LIMIT if rate is None else max(1, min(BATCH_LIMIT, int(rate)))
+    pacer = Pacer(rate, burst=float(size), sleep=sleep)
+    for batch in batches(items, key_names, size):
+        pacer.wait()
+        pacer.spend(len(batch))
+        pending = [{"PutRequest": {"Item": item}} for item in batch]
+        attempt = 0
+        while pending:
+            with aws_errors(f"writing to table '{table}'"):
+                response = ddb.batch_write_item(RequestItems={table: pending})
+            report.requests += 1
+            left = (response.get("UnprocessedItems") or {}).get(table, [])
+            done = len(pending) - len(left)
+            report.written += done
+            if on_progress and done:
+                on_progress(done)
+            if not left:
+                break
+            attempt += 1
+            if attempt >= max_attempts:
+                report.unprocessed.extend(r["PutRequest"]["Item"] for r in left)
+                break
+            report.retried += len(left)
+            # Full jitter (AWS architecture blog "Exponential Backoff and Jitter").
+            sleep(random.uniform(0, min(max_delay, base_delay * 2**attempt)))  # noqa: S311
+            pending = left
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def raise_for_report(report: WriteReport) -> None:
+    if report.unprocessed:
+        raise PartialFailure(
+            f"{len(report.unprocessed)} item(s) were still unprocessed after retries "
+            f"({report.written} written)",
+            hint="the table is throttling: retry later or lower --rate",
+        )
