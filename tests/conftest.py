@@ -69,3 +69,69 @@ def osmem_base() -> Iterator[str]:
         yield server.url
     finally:
         server.close()
+
+
+@pytest.fixture
+def ops_target(moto_endpoint: str, osmem_base: str) -> Iterator[Callable[..., Any]]:
+    """Factory: a fresh table (moto) + index (osmem) recorded as the current local target.
+
+    Lets command tests run against real emulators without the local-stack supervisor.
+    ``make(keys=[("userId", "N"), ("transactionId", "S")], rcu=None, index=True)``;
+    tables and indexes are deleted after the test.
+    """
+    import uuid
+
+    import boto3
+
+    from ddbsearch.core.template import ensure_index
+    from ddbsearch.core.transport import SearchTransport
+    from ddbsearch.targets import Target, local_state_file, set_current
+
+    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+    transport = SearchTransport(osmem_base, sigv4=False)
+    made: list[Target] = []
+
+    def make(
+        keys: tuple[tuple[str, str], ...] = (("userId", "N"), ("transactionId", "S")),
+        rcu: int | None = None,
+        index: bool = True,
+    ) -> Target:
+        suffix = uuid.uuid4().hex[:10]
+        table, index_name = f"Tx{suffix}", f"tx{suffix}"
+        throughput: dict[str, Any] = (
+            {"BillingMode": "PAY_PER_REQUEST"}
+            if rcu is None
+            else {"ProvisionedThroughput": {"ReadCapacityUnits": rcu, "WriteCapacityUnits": rcu}}
+        )
+        ddb.create_table(
+            TableName=table,
+            KeySchema=[
+                {"AttributeName": n, "KeyType": "HASH" if i == 0 else "RANGE"}
+                for i, (n, _) in enumerate(keys)
+            ],
+            AttributeDefinitions=[{"AttributeName": n, "AttributeType": t} for n, t in keys],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+            **throughput,
+        )
+        if index:
+            ensure_index(transport, index_name)
+        target = Target(
+            kind="local",
+            name="local",
+            region="us-east-1",
+            table=table,
+            index=index_name,
+            search_endpoint=osmem_base,
+            aws_endpoint=moto_endpoint,
+            sigv4=False,
+        )
+        local_state_file().parent.mkdir(parents=True, exist_ok=True)
+        local_state_file().write_text(json.dumps({"target": target.to_json()}))
+        set_current("local", "local")
+        made.append(target)
+        return target
+
+    yield make
+    for target in made:
+        ddb.delete_table(TableName=target.table)
+        transport.request("DELETE", f"/{target.index}")
