@@ -91,6 +91,7 @@ class BulkIndexer:
         on_missing_index: Callable[[], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.transport = transport
         self.index = index
@@ -101,6 +102,7 @@ class BulkIndexer:
         self._on_missing_index = on_missing_index
         self._sleep = sleep
         self._jitter = jitter
+        self._clock = clock
 
     def encode(self, action: Action) -> bytes:
         meta = {
@@ -133,7 +135,7 @@ class BulkIndexer:
                 break
             attempt += 1
             delay = min(self._backoff_cap, self._backoff_base * 2**attempt) * self._jitter()
-            if time.monotonic() + delay >= deadline:
+            if self._clock() + delay >= deadline:
                 break
             self._sleep(delay)
             report.retries += 1
@@ -165,7 +167,7 @@ class BulkIndexer:
         deadline: float,
     ) -> list[int]:
         """Send one request; record outcomes; return the indexes to retry."""
-        remaining = deadline - time.monotonic()
+        remaining = deadline - self._clock()
         if remaining <= 0:
             return chunk
         body = b"".join(encoded[i] for i in chunk)

@@ -1,0 +1,400 @@
+"""The stream handler and its bulk path, against a scripted search backend.
+
+Each test states what the backend answers and asserts the exact Lambda response,
+what reached the index, what was dead-lettered and what was logged.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+
+from ddbsearch.core.bulk import BulkIndexer, Outcome
+from ddbsearch.core.documents import Action
+from ddbsearch.core.stream import Indexer, Settings
+from ddbsearch.core.transport import Response, TransportError
+from ddbsearch.errors import ConfigurationError
+
+Reply = Callable[[list[dict[str, Any]]], Any]
+
+
+class FakeSearch:
+    """Answers HEAD/PUT for the index and _bulk by a per-call script.
+
+    A script entry is a function of the bulk ops that returns a Response, a list
+    of per-item (status, error_type) tuples, or raises TransportError.
+    """
+
+    def __init__(self, script: Sequence[Reply] = ()) -> None:
+        self.timeout = 30.0
+        self.script = list(script)
+        self.bulks: list[list[dict[str, Any]]] = []
+        self.index_exists = True
+        self.docs: dict[str, tuple[int, Any]] = {}
+
+    def json(self, method: str, path: str, payload: Any = None) -> Response:
+        return self.request(method, path, json.dumps(payload).encode())
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        *,
+        content_type: str = "application/json",
+        timeout: float | None = None,
+    ) -> Response:
+        if method == "HEAD":
+            return Response(200 if self.index_exists else 404, b"")
+        if method == "PUT":
+            self.index_exists = True
+            return Response(200, b"{}")
+        assert path.startswith("/_bulk")
+        assert body is not None
+        ops = _parse_bulk(body)
+        self.bulks.append(ops)
+        if self.script:
+            answer = self.script.pop(0)(ops)
+            if isinstance(answer, Response):
+                return answer
+            items = [
+                {
+                    op["op"]: {
+                        "status": st,
+                        **({"error": {"type": et, "reason": "why"}} if et else {}),
+                    }
+                }
+                for op, (st, et) in zip(ops, answer, strict=True)
+            ]
+            self._apply([op for op, (st, _) in zip(ops, answer, strict=True) if st < 300])
+            return Response(200, json.dumps({"errors": True, "items": items}).encode())
+        self._apply(ops)
+        return Response(
+            200,
+            json.dumps(
+                {"errors": False, "items": [{op["op"]: {"status": 200}} for op in ops]}
+            ).encode(),
+        )
+
+    def _apply(self, ops: list[dict[str, Any]]) -> None:
+        for op in ops:
+            if op["op"] == "delete":
+                self.docs.pop(op["_id"], None)
+            else:
+                self.docs[op["_id"]] = (op["version"], op["doc"])
+
+
+def _parse_bulk(body: bytes) -> list[dict[str, Any]]:
+    lines = body.decode().splitlines()
+    ops = []
+    i = 0
+    while i < len(lines):
+        meta = json.loads(lines[i])
+        ((op, m),) = meta.items()
+        entry = {"op": op, **m}
+        if op != "delete":
+            i += 1
+            entry["doc"] = json.loads(lines[i])
+        ops.append(entry)
+        i += 1
+    return ops
+
+
+class FakeDLQ:
+    def __init__(self, fail: bool = False) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.fail = fail
+
+    def send(self, messages: Sequence[dict[str, Any]]) -> set[int]:
+        if self.fail:
+            return set(range(len(messages)))
+        self.messages.extend(messages)
+        return set()
+
+
+class Context:
+    aws_request_id = "req-1"
+    function_name = "indexer"
+
+    def __init__(self, remaining_ms: int = 20_000) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def make_indexer(search: FakeSearch, dlq: FakeDLQ | None = None) -> tuple[Indexer, io.StringIO]:
+    log = io.StringIO()
+    settings = Settings(endpoint="http://search", index="idx", region="us-east-1", dlq_url=None)
+    indexer = Indexer(settings, transport=search, dlq=dlq, log=log)  # type: ignore[arg-type]
+    # No real waiting in unit tests: backoff sleeps are recorded, not slept.
+    indexer.bulk._sleep = lambda _s: None
+    return indexer, log
+
+
+def seqs(event: dict[str, Any]) -> list[str]:
+    return [r["dynamodb"]["SequenceNumber"] for r in event["Records"]]
+
+
+def test_happy_batch_is_one_bulk_and_collapses_per_key(load_event: Any) -> None:
+    event = load_event("insert_modify_remove")
+    search = FakeSearch()
+    indexer, log = make_indexer(search)
+    assert indexer.handle(event, Context()) == {"batchItemFailures": []}
+    assert len(search.bulks) == 1
+    # The INSERT of 51|3 collapsed into its MODIFY; 7|4 ends deleted.
+    assert [(o["op"], o["_id"]) for o in search.bulks[0]] == [("index", "51|3"), ("delete", "7|4")]
+    assert search.docs["51|3"][1]["amount"] == 13
+    assert all(o["version_type"] == "external_gte" for o in search.bulks[0])
+    line = json.loads(log.getvalue())
+    assert line["records"] == 4
+    assert line["indexed"] == 1
+    assert line["deleted"] == 1
+    assert line["failed"] == 0
+
+
+def test_version_conflict_counts_as_done(load_event: Any) -> None:
+    event = load_event("insert_modify_remove")
+    search = FakeSearch([lambda ops: [(409, "version_conflict_engine_exception")] * len(ops)])
+    indexer, log = make_indexer(search)
+    assert indexer.handle(event, Context()) == {"batchItemFailures": []}
+    assert json.loads(log.getvalue())["stale"] == 2
+
+
+def test_transient_item_errors_are_retried(load_event: Any) -> None:
+    event = load_event("insert_modify_remove")
+    search = FakeSearch(
+        [
+            lambda ops: [(429, "es_rejected_execution_exception"), (200, None)],
+            lambda ops: [(503, "unavailable_shards_exception")],
+        ]
+    )
+    indexer, log = make_indexer(search)
+    assert indexer.handle(event, Context()) == {"batchItemFailures": []}
+    assert [len(b) for b in search.bulks] == [2, 1, 1]
+    assert json.loads(log.getvalue())["retries"] == 2
+
+
+def test_whole_request_failures_are_retried(load_event: Any) -> None:
+    event = load_event("insert_modify_remove")
+
+    def refuse(ops: Any) -> Any:
+        raise TransportError("POST /_bulk: ProtocolError")
+
+    search = FakeSearch([lambda ops: Response(503, b"busy"), refuse])
+    indexer, _ = make_indexer(search)
+    assert indexer.handle(event, Context()) == {"batchItemFailures": []}
+    assert len(search.bulks) == 3
+    assert "51|3" in search.docs
+
+
+def test_still_failing_at_the_deadline_reports_the_first_record_not_done(load_event: Any) -> None:
+    event = load_event("insert_modify_remove")
+    # 51|3 (records 0 and 2) keeps failing; 7|4 (records 1 and 3) is done.
+    search = FakeSearch(
+        [lambda ops: [(503, "x") if o["_id"] == "51|3" else (200, None) for o in ops]] * 1000
+    )
+    indexer, log = make_indexer(search)
+    response = indexer.handle(event, Context(remaining_ms=1500))
+    assert response == {"batchItemFailures": [{"itemIdentifier": seqs(event)[0]}]}
+    line = json.loads(log.getvalue())
+    assert line["level"] == "ERROR"
+    assert line["failed"] == 2
+    assert line["first_failed_sequence_number"] == seqs(event)[0]
+
+
+def test_a_later_record_failing_is_reported_from_its_own_position(load_event: Any) -> None:
+    event = load_event("insert_modify_remove")
+    search = FakeSearch(
+        [lambda ops: [(503, "x") if o["_id"] == "7|4" else (200, None) for o in ops]] * 1000
+    )
+    indexer, _ = make_indexer(search)
+    response = indexer.handle(event, Context(remaining_ms=1500))
+    # Record 1 (INSERT 7|4) is covered by the failing REMOVE of the same key.
+    assert response == {"batchItemFailures": [{"itemIdentifier": seqs(event)[1]}]}
+
+
+def test_permanent_failure_goes_to_the_dlq_and_the_batch_proceeds(load_event: Any) -> None:
+    event = load_event("insert_modify_remove")
+    search = FakeSearch(
+        [
+            lambda ops: [
+                (400, "mapper_parsing_exception") if o["_id"] == "51|3" else (200, None)
+                for o in ops
+            ]
+        ]
+    )
+    dlq = FakeDLQ()
+    indexer, log = make_indexer(search, dlq)
+    assert indexer.handle(event, Context()) == {"batchItemFailures": []}
+    assert len(dlq.messages) == 1
+    msg = dlq.messages[0]
+    assert msg["reason"].startswith("mapper_parsing_exception")
+    assert msg["keys"] == {"userId": {"N": "3"}, "transactionId": {"N": "51"}}
+    assert msg["sequenceNumber"] == seqs(event)[2]
+    assert msg["documentId"] == "51|3"
+    # A versioned delete removes any older copy of the document.
+    assert search.bulks[1] == [
+        {
+            "op": "delete",
+            "_index": "idx",
+            "_id": "51|3",
+            "version": msg["version"],
+            "version_type": "external_gte",
+        }
+    ]
+    assert json.loads(log.getvalue())["dead_lettered"] == 1
+
+
+def test_permanent_failure_without_dlq_is_reported(load_event: Any) -> None:
+    event = load_event("insert_modify_remove")
+    search = FakeSearch([lambda ops: [(400, "mapper_parsing_exception")] * len(ops)])
+    indexer, _ = make_indexer(search, None)
+    assert indexer.handle(event, Context()) == {
+        "batchItemFailures": [{"itemIdentifier": seqs(event)[0]}]
+    }
+
+
+def test_dlq_send_failure_keeps_the_record_failed(load_event: Any) -> None:
+    event = load_event("insert_modify_remove")
+    search = FakeSearch([lambda ops: [(400, "mapper_parsing_exception")] * len(ops)])
+    indexer, _ = make_indexer(search, FakeDLQ(fail=True))
+    assert indexer.handle(event, Context())["batchItemFailures"] == [
+        {"itemIdentifier": seqs(event)[0]}
+    ]
+
+
+def test_invalid_images_are_dead_lettered_without_a_round_trip(load_event: Any) -> None:
+    event = load_event("insert_modify_remove")
+    event["Records"][2]["dynamodb"]["NewImage"]["_id"] = {"S": "sentinel"}
+    search = FakeSearch()
+    dlq = FakeDLQ()
+    indexer, _ = make_indexer(search, dlq)
+    assert indexer.handle(event, Context()) == {"batchItemFailures": []}
+    assert [m["reason"] for m in dlq.messages] == ["invalid_document: reserved field name '_id'"]
+    assert ("delete", "51|3") in [(o["op"], o["_id"]) for o in search.bulks[0]]
+    assert "51|3" not in search.docs
+
+
+def test_missing_index_is_created_before_indexing(load_event: Any) -> None:
+    search = FakeSearch()
+    search.index_exists = False
+    indexer, _ = make_indexer(search)
+    assert indexer.handle(load_event("insert_modify_remove"), Context()) == {
+        "batchItemFailures": []
+    }
+    assert search.index_exists
+
+
+def test_keys_only_stream_is_a_clear_configuration_error(load_event: Any) -> None:
+    event = load_event("insert_modify_remove")
+    for r in event["Records"]:
+        r["dynamodb"]["StreamViewType"] = "KEYS_ONLY"
+        r["dynamodb"].pop("NewImage", None)
+    indexer, _ = make_indexer(FakeSearch())
+    with pytest.raises(ConfigurationError, match="needs NEW_IMAGE or NEW_AND_OLD_IMAGES"):
+        indexer.handle(event, Context())
+
+
+def test_no_item_content_reaches_the_log(load_event: Any) -> None:
+    event = load_event("insert_modify_remove")
+    sentinel = "S3NT1NEL-secret-value"
+    for r in event["Records"]:
+        for image in ("NewImage", "OldImage"):
+            if image in r["dynamodb"]:
+                r["dynamodb"][image]["note"] = {"S": sentinel}
+    event["Records"][0]["dynamodb"]["NewImage"]["bad.name"] = {"S": sentinel}
+    search = FakeSearch([lambda ops: [(400, "mapper_parsing_exception")] * len(ops)])
+    indexer, log = make_indexer(search, FakeDLQ())
+    indexer.handle(event, Context())
+    assert sentinel not in log.getvalue()
+
+
+def test_empty_event_is_success() -> None:
+    indexer, _ = make_indexer(FakeSearch())
+    assert indexer.handle({"Records": []}, Context()) == {"batchItemFailures": []}
+
+
+def test_settings_from_environment() -> None:
+    with pytest.raises(ConfigurationError, match="OPENSEARCH_ENDPOINT, INDEX_NAME"):
+        Settings.from_environment({})
+    s = Settings.from_environment(
+        {
+            "OPENSEARCH_ENDPOINT": "http://127.0.0.1:9200",
+            "INDEX_NAME": "i",
+            "OPENSEARCH_AUTH": "none",
+        }
+    )
+    assert not s.sigv4
+    assert s.dlq_url is None
+
+
+# ----------------------------------------------------------------------------- bulk
+
+
+def _actions(n: int) -> list[Action]:
+    return [Action("index", f"id{i}", 1, {"n": i, "pad": "x" * 100}, {}) for i in range(n)]
+
+
+def test_bulk_splits_only_over_the_byte_limit() -> None:
+    search = FakeSearch()
+    big = BulkIndexer(search, "idx", max_bytes=10_000_000)  # type: ignore[arg-type]
+    report = big.run(_actions(50), deadline=float("inf"))
+    assert report.requests == 1
+    small = BulkIndexer(search, "idx", max_bytes=1000)  # type: ignore[arg-type]
+    report = small.run(_actions(50), deadline=float("inf"))
+    assert report.requests > 1
+    assert report.count(Outcome.INDEXED) == 50
+    assert all(sum(len(json.dumps(o)) for o in b) < 2000 for b in search.bulks[1:])
+
+
+def test_request_too_large_is_halved() -> None:
+    search = FakeSearch([lambda ops: Response(413, b"")])
+    report = BulkIndexer(search, "idx").run(_actions(4), deadline=float("inf"))  # type: ignore[arg-type]
+    assert [len(b) for b in search.bulks] == [4, 2, 2]
+    assert report.count(Outcome.INDEXED) == 4
+
+
+def test_deadline_bounds_the_retries() -> None:
+    search = FakeSearch([lambda ops: Response(503, b"")] * 10_000)
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    bulk = BulkIndexer(search, "idx", sleep=sleep, jitter=lambda: 1.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    report = bulk.run(_actions(2), deadline=102.0)
+    assert report.count(Outcome.TRANSIENT) == 2
+    # Exponential: 0.2, 0.4, 0.8 ... stops before the deadline would be passed.
+    assert slept[:3] == [0.2, 0.4, 0.8]
+    assert sum(slept) < 2.0
+
+
+def test_reasons_never_carry_field_values() -> None:
+    search = FakeSearch()
+
+    def answer(ops: Any) -> Response:
+        items = [
+            {
+                "index": {
+                    "status": 400,
+                    "error": {
+                        "type": "mapper_parsing_exception",
+                        "reason": "failed to parse field [x] of type [double] in document"
+                        " with id 'a'. Preview of field's value: 'S3NT1NEL'",
+                    },
+                }
+            }
+        ]
+        return Response(200, json.dumps({"errors": True, "items": items}).encode())
+
+    search.script = [answer]
+    report = BulkIndexer(search, "idx").run(_actions(1), deadline=float("inf"))  # type: ignore[arg-type]
+    assert report.results[0].outcome is Outcome.PERMANENT
+    assert "S3NT1NEL" not in (report.results[0].reason or "")
