@@ -10,7 +10,8 @@ zip forgot to bundle fails to import here exactly as it would on AWS.
 Protocol on stdin/stdout, one JSON document per line:
   child -> parent  {"ready": true, "init_error": null | {...}}
   parent -> child  {"id": ..., "event": {...}, "deadline_ms": ..., "request_id": ...}
-  child -> parent  {"id": ..., "result": ...} or {"id": ..., "error": {errorType, errorMessage, ...}}
+  child -> parent  {"id": ..., "result": ...}
+                or {"id": ..., "error": {errorType, errorMessage, stackTrace}}
 Anything the handler prints goes to stderr (the function log), never to the protocol.
 """
 
@@ -20,12 +21,14 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
 
 
 class LambdaContext:
     """The subset of the AWS Lambda Python context object that handlers use."""
 
-    def __init__(self, request, environ):
+    def __init__(self, request: Mapping[str, Any], environ: Mapping[str, str]) -> None:
         self.aws_request_id = request["request_id"]
         self.function_name = environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
         self.function_version = environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
@@ -33,15 +36,15 @@ class LambdaContext:
         self.invoked_function_arn = request.get("function_arn", "")
         self.log_group_name = environ.get("AWS_LAMBDA_LOG_GROUP_NAME", "")
         self.log_stream_name = environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
-        self.identity = None
-        self.client_context = None
+        self.identity: Any = None
+        self.client_context: Any = None
         self._deadline_ms = request["deadline_ms"]
 
-    def get_remaining_time_in_millis(self):
+    def get_remaining_time_in_millis(self) -> int:
         return max(0, int(self._deadline_ms - time.time() * 1000))
 
 
-def _error(exc, error_type=None):
+def _error(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
     return {
         "errorType": error_type or type(exc).__name__,
         "errorMessage": str(exc),
@@ -49,7 +52,7 @@ def _error(exc, error_type=None):
     }
 
 
-def main():
+def main() -> None:
     task_root, runtime_site = sys.argv[1], sys.argv[2]
     sys.path[:0] = [task_root, runtime_site]
     os.chdir(task_root)
@@ -59,8 +62,8 @@ def main():
     sys.stdout = sys.stderr
 
     module_name, _, func_name = os.environ["_HANDLER"].rpartition(".")
-    handler = None
-    init_error = None
+    handler: Callable[[Any, LambdaContext], Any] | None = None
+    init_error: dict[str, Any] | None = None
     try:
         handler = getattr(importlib.import_module(module_name), func_name)
     except ImportError as exc:
@@ -74,9 +77,9 @@ def main():
 
     for line in sys.stdin:
         request = json.loads(line)
-        reply = {"id": request["id"]}
+        reply: dict[str, Any] = {"id": request["id"]}
         sys.stderr.write(f"START RequestId: {request['request_id']}\n")
-        if init_error is not None:
+        if init_error is not None or handler is None:
             reply["error"] = init_error
         else:
             try:

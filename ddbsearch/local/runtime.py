@@ -104,7 +104,7 @@ def extract_zip(zip_path: Path, task_root: Path) -> Path:
         shutil.rmtree(task_root)
     task_root.mkdir(parents=True)
     with zipfile.ZipFile(zip_path) as archive:
-        archive.extractall(task_root)  # noqa: S202 - our own build output
+        archive.extractall(task_root)
     return task_root
 
 
@@ -165,7 +165,14 @@ class LocalFunction:
             self._log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log_file = self._log_path.open("a", encoding="utf-8")
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(_BOOTSTRAP), str(self._task_root), str(self._runtime_site)],
+            [
+                sys.executable,
+                "-I",
+                "-S",
+                str(_BOOTSTRAP),
+                str(self._task_root),
+                str(self._runtime_site),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log_file if self._log_file is not None else subprocess.DEVNULL,
