@@ -1,0 +1,318 @@
+# Defaults of the pipeline variables repeat ddbsearch/defaults.py (a test keeps
+# both in step), so the local stack behaves like the deployed one.
+
+variable "name" {
+  type        = string
+  description = "Stack name: names the search domain and prefixes the function, its role and its queue."
+  default     = "ddbsearch"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{2,27}$", var.name))
+    error_message = "The stack name is 3-28 characters: a lowercase letter, then lowercase letters, digits or hyphens."
+  }
+}
+
+variable "region" {
+  type        = string
+  description = "AWS Region to deploy to; null takes it from the environment (AWS_REGION, the profile)."
+  default     = null
+}
+
+variable "tags" {
+  type        = map(string)
+  description = "Extra tags for every resource (ddbsearch:stack is always set)."
+  default     = {}
+}
+
+# --- table --------------------------------------------------------------------
+
+variable "table_name" {
+  type        = string
+  description = "Name of the table to create when no existing table is adopted."
+  default     = "UsersTransactions"
+}
+
+variable "existing_table_name" {
+  type        = string
+  description = "Adopt this existing table instead of creating one; it is only read, never managed or deleted. Empty creates table_name."
+  default     = ""
+  nullable    = false
+}
+
+variable "hash_key" {
+  type = object({
+    name = string
+    type = string
+  })
+  description = "Partition key of the created table (type S, N or B)."
+  default     = { name = "userId", type = "N" }
+
+  validation {
+    condition     = contains(["S", "N", "B"], var.hash_key.type)
+    error_message = "Key attribute types are S, N or B."
+  }
+}
+
+variable "range_key" {
+  type = object({
+    name = string
+    type = string
+  })
+  description = "Sort key of the created table (type S, N or B); null for none."
+  default     = { name = "transactionId", type = "N" }
+
+  validation {
+    condition     = var.range_key == null || contains(["S", "N", "B"], try(var.range_key.type, ""))
+    error_message = "Key attribute types are S, N or B."
+  }
+}
+
+variable "table_deletion_protection_enabled" {
+  type        = bool
+  description = "Protect the created table against deletion (destroy then fails until it is turned off)."
+  default     = false
+}
+
+variable "table_kms_key_arn" {
+  type        = string
+  description = "Customer managed KMS key of the created table; null uses the AWS managed key. The indexer may decrypt with it."
+  default     = null
+}
+
+variable "index_name" {
+  type        = string
+  description = "OpenSearch index name; null uses the table name in lower case."
+  default     = null
+
+  validation {
+    condition     = var.index_name == null || can(regex("^[a-z0-9][a-z0-9_.-]{0,254}$", var.index_name))
+    error_message = "An index name is lowercase letters, digits, '_', '-' and '.', not starting with '_', '-' or '.'."
+  }
+}
+
+# --- indexer ------------------------------------------------------------------
+
+variable "lambda_zip_path" {
+  type        = string
+  description = "Path of the function zip built by 'ddbsearch package' (handler.py at its root)."
+}
+
+variable "function_timeout_seconds" {
+  type        = number
+  description = "Indexer timeout in seconds (the handler retries transient errors until shortly before it)."
+  default     = 120
+
+  validation {
+    condition     = var.function_timeout_seconds >= 1 && var.function_timeout_seconds <= 900
+    error_message = "Lambda timeouts are 1-900 seconds."
+  }
+}
+
+variable "function_memory_mb" {
+  type        = number
+  description = "Indexer memory in MB (Lambda scales CPU with it)."
+  default     = 512
+
+  validation {
+    condition     = var.function_memory_mb >= 128 && var.function_memory_mb <= 10240
+    error_message = "Lambda memory is 128-10240 MB."
+  }
+}
+
+variable "reserved_concurrent_executions" {
+  type        = number
+  description = "Reserved concurrency of the indexer; -1 leaves it unreserved."
+  default     = -1
+
+  validation {
+    condition     = var.reserved_concurrent_executions >= -1
+    error_message = "reserved_concurrent_executions is -1 (unreserved) or a non-negative number."
+  }
+}
+
+variable "batch_size" {
+  type        = number
+  description = "Largest number of stream records per invocation."
+  default     = 1000
+
+  validation {
+    condition     = var.batch_size >= 1 && var.batch_size <= 10000
+    error_message = "For DynamoDB streams, batch_size is 1-10000."
+  }
+}
+
+variable "maximum_batching_window_in_seconds" {
+  type        = number
+  description = "How long Lambda gathers records before invoking, in seconds."
+  default     = 0
+
+  validation {
+    condition     = var.maximum_batching_window_in_seconds >= 0 && var.maximum_batching_window_in_seconds <= 300
+    error_message = "maximum_batching_window_in_seconds is 0-300."
+  }
+}
+
+variable "parallelization_factor" {
+  type        = number
+  description = "Concurrent batches per stream shard (ordering per key is kept)."
+  default     = 1
+
+  validation {
+    condition     = var.parallelization_factor >= 1 && var.parallelization_factor <= 10
+    error_message = "parallelization_factor is 1-10."
+  }
+}
+
+variable "bisect_batch_on_function_error" {
+  type        = bool
+  description = "Split a failing batch in two and retry each half."
+  default     = true
+}
+
+variable "maximum_retry_attempts" {
+  type        = number
+  description = "Retries of a failing batch before it goes to the dead-letter queue; -1 retries until the record expires."
+  default     = 100
+
+  validation {
+    condition     = var.maximum_retry_attempts >= -1 && var.maximum_retry_attempts <= 10000
+    error_message = "maximum_retry_attempts is -1-10000."
+  }
+}
+
+variable "maximum_record_age_in_seconds" {
+  type        = number
+  description = "Records older than this go to the dead-letter queue; -1 keeps them until the stream expires them (24 h)."
+  default     = 21600
+
+  validation {
+    condition     = var.maximum_record_age_in_seconds == -1 || (var.maximum_record_age_in_seconds >= 60 && var.maximum_record_age_in_seconds <= 604800)
+    error_message = "maximum_record_age_in_seconds is -1 or 60-604800."
+  }
+}
+
+variable "tracing_enabled" {
+  type        = bool
+  description = "Turn on AWS X-Ray active tracing for the indexer."
+  default     = false
+}
+
+# --- search domain ------------------------------------------------------------
+
+variable "engine_version" {
+  type        = string
+  description = "OpenSearch engine version of the domain (OpenSearch_X.Y)."
+  default     = "OpenSearch_2.19"
+
+  validation {
+    condition     = can(regex("^OpenSearch_[0-9]+\\.[0-9]+$", var.engine_version))
+    error_message = "Use an OpenSearch engine version such as OpenSearch_2.19."
+  }
+}
+
+variable "instance_type" {
+  type        = string
+  description = "Instance type of the data nodes."
+  default     = "t3.small.search"
+
+  validation {
+    condition     = endswith(var.instance_type, ".search")
+    error_message = "OpenSearch Service instance types end in .search (for example t3.small.search)."
+  }
+}
+
+variable "instance_count" {
+  type        = number
+  description = "Number of data nodes; a multiple of 2 or 3 spreads them over that many Availability Zones."
+  default     = 1
+
+  validation {
+    condition     = var.instance_count >= 1 && floor(var.instance_count) == var.instance_count
+    error_message = "instance_count is a whole number of at least 1."
+  }
+}
+
+variable "volume_size_gb" {
+  type        = number
+  description = "EBS (gp3) volume size per data node, in GiB."
+  default     = 10
+
+  validation {
+    condition     = var.volume_size_gb >= 10
+    error_message = "gp3 volumes are at least 10 GiB."
+  }
+}
+
+variable "dedicated_master_enabled" {
+  type        = bool
+  description = "Run three dedicated master nodes (recommended for production)."
+  default     = false
+}
+
+variable "tls_security_policy" {
+  type        = string
+  description = "TLS policy of the domain's HTTPS endpoint (TLS 1.2 or later only)."
+  default     = "Policy-Min-TLS-1-2-PFS-2023-10"
+
+  validation {
+    condition     = contains(["Policy-Min-TLS-1-2-PFS-2023-10", "Policy-Min-TLS-1-2-2019-07"], var.tls_security_policy)
+    error_message = "Only TLS 1.2+ policies are allowed: Policy-Min-TLS-1-2-PFS-2023-10 or Policy-Min-TLS-1-2-2019-07."
+  }
+}
+
+variable "search_kms_key_arn" {
+  type        = string
+  description = "Customer managed KMS key for the domain's encryption at rest; null uses the AWS managed key."
+  default     = null
+}
+
+variable "fine_grained_access_control_enabled" {
+  type        = bool
+  description = "Turn on fine-grained access control, with the first operator ARN as IAM master user."
+  default     = false
+}
+
+variable "operator_arns" {
+  type        = list(string)
+  description = "IAM users or roles allowed to call the domain (search, status, backfill, Dashboards); empty means the identity running Terraform."
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.operator_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(root|user/.+|role/.+)$", arn))])
+    error_message = "operator_arns are IAM user, role or account root ARNs (never \"*\")."
+  }
+}
+
+variable "vpc" {
+  type = object({
+    subnet_ids         = list(string)
+    security_group_ids = list(string)
+  })
+  description = "Place the domain and the indexer in these VPC subnets and security groups; null keeps a public, IAM-protected endpoint."
+  default     = null
+}
+
+variable "search_log_publishing_enabled" {
+  type        = bool
+  description = "Publish the domain's slow logs and application logs to CloudWatch Logs."
+  default     = true
+}
+
+# --- logs ---------------------------------------------------------------------
+
+variable "log_retention_days" {
+  type        = number
+  description = "Retention of every log group of the stack, in days."
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a retention CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, ... 3653)."
+  }
+}
+
+variable "log_kms_key_arn" {
+  type        = string
+  description = "KMS key for the stack's log groups; null uses CloudWatch Logs' default encryption."
+  default     = null
+}
