@@ -1,0 +1,252 @@
+"""The local stack's supervisor process: ``python -m ddbsearch.local.supervisor --root DIR``.
+
+Started detached (its own session) by :func:`ddbsearch.local.stack.start_stack`,
+it owns everything the local stack runs, for the stack's whole lifetime:
+
+* moto's server (DynamoDB, DynamoDB Streams, SQS), on a thread of this process;
+* osmem-server, a child whose stdin pipe this process holds open: the child
+  exits when the pipe closes or this process disappears, even on SIGKILL;
+* one stream worker (the local event source mapping) per mapping file
+  ``ROOT/mappings/<table>.json`` that ``deploy`` writes, each with its own local
+  Lambda runtime child (which exits when its stdin pipe, held here, closes).
+
+It writes ``ROOT/stack.json`` once everything listens and removes it on
+SIGTERM/SIGINT/SIGHUP, after stopping all of the above. Each mapping's state
+(``Enabled`` / ``Failed``, worker counters, checkpoints) is written to
+``ROOT/mappings/<table>.status.json`` for ``status`` and for ``deploy`` to wait on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ddbsearch.local.emulators import MotoServer, start_osmem
+from ddbsearch.local.runtime import FunctionConfig, LocalFunction
+from ddbsearch.local.worker import (
+    CheckpointStore,
+    MappingConfig,
+    StreamWorker,
+    sqs_destination,
+)
+
+log = logging.getLogger("ddbsearch.local.supervisor")
+REGION = "us-east-1"
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def local_client(service: str, endpoint: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - the emulator accepts anything
+        config=Config(retries={"mode": "standard", "max_attempts": 3}),
+    )
+
+
+@dataclass
+class _Running:
+    spec_text: str
+    # None when the mapping failed to start (its status file says why).
+    worker: StreamWorker | None = None
+    function: LocalFunction | None = None
+
+
+class Supervisor:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.stop = threading.Event()
+        self.moto: MotoServer | None = None
+        self.osmem: Any = None
+        self.mappings: dict[str, _Running] = {}
+
+    # -------------------------------------------------------------- lifecycle
+
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, lambda *_: self.stop.set())
+        try:
+            self.moto = MotoServer.start()
+            self.osmem = start_osmem()
+            osmem_port = int(str(self.osmem.url).rsplit(":", 1)[1].rstrip("/"))
+            write_json(
+                self.root / "stack.json",
+                {
+                    "pid": os.getpid(),
+                    "ready": True,
+                    "started_at": time.time(),
+                    "region": REGION,
+                    "moto_url": self.moto.url,
+                    "moto_port": self.moto.port,
+                    "osmem_url": str(self.osmem.url).rstrip("/"),
+                    "osmem_port": osmem_port,
+                    "osmem_pid": int(self.osmem.pid),
+                },
+            )
+            log.info("ready: moto %s, osmem %s", self.moto.url, self.osmem.url)
+            while not self.stop.wait(0.2):
+                self._sync_mappings()
+                self._write_statuses()
+        except Exception:
+            log.exception("the local stack failed")
+            return 1
+        finally:
+            self._shutdown()
+        return 0
+
+    def _shutdown(self) -> None:
+        log.info("stopping")
+        for table in list(self.mappings):
+            self._stop_mapping(table)
+        if self.osmem is not None:
+            with contextlib.suppress(Exception):
+                self.osmem.close()
+        if self.moto is not None:
+            with contextlib.suppress(Exception):
+                self.moto.stop()
+        state = self.root / "stack.json"
+        with contextlib.suppress(ValueError, OSError):
+            if json.loads(state.read_text()).get("pid") == os.getpid():
+                state.unlink()
+        log.info("stopped")
+
+    # -------------------------------------------------------------- mappings
+
+    def _sync_mappings(self) -> None:
+        directory = self.root / "mappings"
+        wanted: dict[str, str] = {}
+        if directory.is_dir():
+            for path in directory.glob("*.json"):
+                if path.name.endswith(".status.json"):
+                    continue
+                with contextlib.suppress(OSError):
+                    wanted[path.stem] = path.read_text()
+        for table in list(self.mappings):
+            if wanted.get(table) != self.mappings[table].spec_text:
+                self._stop_mapping(table)
+        for table, text in wanted.items():
+            if table not in self.mappings:
+                self._start_mapping(table, text)
+
+    def _start_mapping(self, table: str, text: str) -> None:
+        status = self.root / "mappings" / f"{table}.status.json"
+        try:
+            spec = json.loads(text)
+            assert self.moto is not None
+            function = LocalFunction(
+                FunctionConfig(
+                    zip_path=Path(spec["zip_path"]),
+                    name=spec["function_name"],
+                    timeout_seconds=float(spec["timeout_seconds"]),
+                    memory_mb=int(spec["memory_mb"]),
+                    region=REGION,
+                    environment=spec["environment"],
+                ),
+                work_dir=self.root / "functions" / table,
+                log_path=self.root / "logs" / f"{table}.function.log",
+            )
+            config = MappingConfig(
+                stream_arn=spec["stream_arn"],
+                function_arn=function.config.arn,
+                **spec.get("settings", {}),
+            )
+            on_failure = spec.get("on_failure_url")
+            worker = StreamWorker(
+                config,
+                local_client("dynamodbstreams", self.moto.url),
+                function,
+                checkpoints=CheckpointStore(self.root / "checkpoints" / f"{table}.json"),
+                on_failure=(
+                    sqs_destination(local_client("sqs", self.moto.url), on_failure)
+                    if on_failure
+                    else None
+                ),
+            )
+            worker.start()
+        except Exception as exc:
+            log.exception("mapping for %s failed to start", table)
+            write_json(status, {"state": "Failed", "error": f"{type(exc).__name__}: {exc}"})
+            # Remember the failure so that we do not retry in a tight loop.
+            self.mappings[table] = _Running(text)
+            return
+        self.mappings[table] = _Running(text, worker, function)
+        log.info("mapping %s -> %s enabled", spec["stream_arn"], function.config.name)
+        self._write_status(table)
+
+    def _stop_mapping(self, table: str) -> None:
+        running = self.mappings.pop(table)
+        if running.worker is not None:
+            running.worker.stop()
+        if running.function is not None:
+            running.function.close()
+        (self.root / "mappings" / f"{table}.status.json").unlink(missing_ok=True)
+
+    def _write_status(self, table: str) -> None:
+        running = self.mappings[table]
+        if running.worker is None or running.function is None:
+            return
+        stats = asdict(running.worker.stats)
+        stats.pop("batch_sizes", None)
+        write_json(
+            self.root / "mappings" / f"{table}.status.json",
+            {
+                "state": "Enabled" if running.worker.running else "Stopped",
+                "stream_arn": running.worker.config.stream_arn,
+                "function_pid": running.function.pid,
+                "stats": stats,
+                "checkpoints": running.worker.checkpoints.snapshot(),
+            },
+        )
+
+    _last_status_write = 0.0
+
+    def _write_statuses(self) -> None:
+        now = time.monotonic()
+        if now - self._last_status_write < 1.0:
+            return
+        self._last_status_write = now
+        for table in self.mappings:
+            with contextlib.suppress(OSError):
+                self._write_status(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ddbsearch.local.supervisor")
+    parser.add_argument(
+        "--root", required=True, type=Path, help="the local stack's state directory"
+    )
+    args = parser.parse_args(argv)
+    args.root.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    # moto's server logs every request; keep the log about the stack itself.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    return Supervisor(args.root).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
