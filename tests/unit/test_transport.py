@@ -1,0 +1,105 @@
+"""Requests to the domain are SigV4-signed (service es) with the session token."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import pytest
+from botocore.credentials import Credentials
+
+from ddbsearch.core.transport import SearchTransport, TransportError
+from ddbsearch.errors import AuthError
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    seen: list[dict[str, str]] = []  # noqa: RUF012 - per-test reset below
+    status = 200
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        type(self).seen.append({k.lower(): v for k, v in self.headers.items()})
+        body = b'{"ok":true}'
+        self.send_response(type(self).status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+
+@pytest.fixture
+def recorder() -> Iterator[tuple[str, type[_Recorder]]]:
+    _Recorder.seen = []
+    _Recorder.status = 200
+    server = HTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", _Recorder
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_signed_requests_carry_sigv4_for_es_and_the_session_token(
+    recorder: tuple[str, type[_Recorder]],
+) -> None:
+    url, rec = recorder
+    creds = Credentials("AKIDEXAMPLE", "secret", token="session-token-123")
+    transport = SearchTransport(url, region="eu-west-1", credentials=creds)
+    transport.request("POST", "/_bulk", b"{}\n", content_type="application/x-ndjson")
+    headers = rec.seen[0]
+    auth = headers["authorization"]
+    assert auth.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+    assert "/eu-west-1/es/aws4_request" in auth
+    assert "x-amz-security-token" in auth.split("SignedHeaders=")[1].split(",")[0]
+    assert headers["x-amz-security-token"] == "session-token-123"
+    assert "secret" not in str(headers)
+
+
+def test_rotated_credentials_are_picked_up(recorder: tuple[str, type[_Recorder]]) -> None:
+    url, rec = recorder
+
+    class Rotating:
+        def __init__(self) -> None:
+            self.n = 0
+
+        def get_frozen_credentials(self) -> Credentials:
+            self.n += 1
+            return Credentials(f"AKID{self.n}", "secret", token=f"token-{self.n}")
+
+    transport = SearchTransport(url, region="us-east-1", credentials=Rotating())
+    transport.request("GET", "/")
+    transport.request("GET", "/")
+    assert [h["x-amz-security-token"] for h in rec.seen] == ["token-1", "token-2"]
+
+
+def test_unsigned_for_the_local_emulator(recorder: tuple[str, type[_Recorder]]) -> None:
+    url, rec = recorder
+    SearchTransport(url, sigv4=False).request("GET", "/")
+    assert "authorization" not in rec.seen[0]
+
+
+def test_refusal_is_an_auth_error(recorder: tuple[str, type[_Recorder]]) -> None:
+    url, rec = recorder
+    rec.status = 403
+    with pytest.raises(AuthError, match=r"refused the request \(403\)"):
+        SearchTransport(url, sigv4=False).request("GET", "/")
+
+
+def test_connection_refused_is_a_transport_error() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: connections are refused
+        with pytest.raises(TransportError, match="GET /"):
+            SearchTransport(f"http://127.0.0.1:{port}", sigv4=False, timeout=2).request("GET", "/")
