@@ -69,6 +69,8 @@ def osmem_base() -> Iterator[str]:
         yield server.url
     finally:
         server.close()
+        if server.process.stdout is not None:  # osmem leaves its stdout pipe open
+            server.process.stdout.close()
 
 
 @pytest.fixture
