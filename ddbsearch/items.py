@@ -280,18 +280,18 @@ def parse_item(text: str) -> Item:
     return item_from_json(_loads(text))
 
 
-def parse_lines(lines: Iterable[str], source: str = "file") -> list[Item]:
-    """Every item of a JSON-lines input; errors name the line. Blank lines are skipped.
+def parse_lines(lines: Iterable[str], source: str = "file") -> list[tuple[int, Item]]:
+    """Every item of a JSON-lines input with its line number; errors name the line.
 
-    Everything is parsed before anything is returned, so a bad line 900 means nothing
-    is written.
+    Blank lines are skipped. Everything is parsed before anything is returned, so a
+    bad line 900 means nothing is written.
     """
-    items: list[Item] = []
+    items: list[tuple[int, Item]] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            items.append(item_from_json(_loads(line)))
+            items.append((number, item_from_json(_loads(line))))
         except InputError as exc:
             raise InputError(f"{source} line {number}: {exc.message}", hint=exc.hint) from None
     if not items:
@@ -352,10 +352,10 @@ def validate_item(
         raise InputError(f"{where}: item is {size} bytes; DynamoDB's limit is 400 KB")
 
 
-def validate_items(items: Sequence[Item], table: TableInfo, source: str = "item") -> None:
-    """Validate every item before anything is written (all or nothing)."""
-    for i, item in enumerate(items, start=1):
-        validate_item(item, table, f"{source} {i}" if len(items) > 1 else source)
+def validate_items(items: Sequence[tuple[int, Item]], table: TableInfo, source: str) -> None:
+    """Validate every numbered item before anything is written (all or nothing)."""
+    for line, item in items:
+        validate_item(item, table, f"{source} line {line}")
 
 
 def key_of(item: Mapping[str, AttributeValue], key_names: Sequence[str]) -> tuple[Any, ...]:

@@ -69,6 +69,21 @@ class Pacer:
             else:
                 self._sleep(delay)
 
+    def acquire(self, units: float) -> None:
+        """Block until ``units`` are available (at most one burst), then spend them."""
+        if self.rate is None:
+            return
+        need = min(units, self.burst)
+        while True:
+            with self._lock:
+                self._refill()
+                if self._tokens >= need:
+                    self._tokens -= units
+                    return
+                delay = (need - self._tokens) / self.rate
+            self.waited += delay
+            self._sleep(delay)
+
     def spend(self, units: float) -> None:
         if self.rate is None:
             return
@@ -132,8 +147,7 @@ def write_items(
     size = BATCH_LIMIT if rate is None else max(1, min(BATCH_LIMIT, int(rate)))
     pacer = Pacer(rate, burst=float(size), sleep=sleep)
     for batch in batches(items, key_names, size):
-        pacer.wait()
-        pacer.spend(len(batch))
+        pacer.acquire(len(batch))
         pending = [{"PutRequest": {"Item": item}} for item in batch]
         attempt = 0
         while pending:

@@ -1,1 +1,359 @@
 """Everyday operator commands: put, backfill, search, status."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from ddbsearch.cli import console
+from ddbsearch.cli.app import app
+from ddbsearch.cli.options import (
+    EndpointOpt,
+    IndexOpt,
+    JsonOpt,
+    LocalOpt,
+    NameOpt,
+    RegionOpt,
+    TableOpt,
+    target_from,
+)
+from ddbsearch.errors import ExitCode, InputError
+
+# --------------------------------------------------------------------------- helpers
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} items/s" if speed else "- items/s", style="progress.data.speed")
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A Rich progress bar on stderr (nothing when quiet or not a terminal); yields advance()."""
+    if not console.interactive():
+        yield lambda n: None
+        return
+    columns: list[ProgressColumn] = [
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=console.err, transient=False) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def emit_json(data: Any) -> None:
+    """One JSON document on stdout (machine output)."""
+    sys.stdout.write(json.dumps(data, default=str, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _read_file(path: str) -> list[str]:
+    if path == "-":
+        return sys.stdin.read().splitlines()
+    try:
+        return Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from None
+
+
+# --------------------------------------------------------------------------- put
+
+
+@app.command()
+def put(
+    *,
+    item: Annotated[
+        str | None,
+        typer.Option(
+            "--item",
+            help='One item as plain JSON (\'{"userId": 3, "shortDescription": "x"}\') '
+            'or DynamoDB JSON (\'{"userId": {"N": "3"}}\').',
+        ),
+    ] = None,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file",
+            help="A JSON-lines file, one item per line ('-' reads stdin). "
+            "Every line is checked before anything is written.",
+        ),
+    ] = None,
+    generate: Annotated[
+        int | None,
+        typer.Option(
+            "--generate",
+            min=1,
+            help="Write this many realistic transactions for the reference table.",
+        ),
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option("--rate", min=0.001, help="Write at most this many items per second."),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="Seed for --generate, for reproducible data."),
+    ] = None,
+    json_output: JsonOpt = False,
+    local: LocalOpt = False,
+    name: NameOpt = None,
+    endpoint: EndpointOpt = None,
+    table: TableOpt = None,
+    index: IndexOpt = None,
+    region: RegionOpt = None,
+) -> None:
+    """Write items to the table (the stream then indexes them).
+
+    Every item is checked against the table's key schema first: one
+    malformed or incomplete item means nothing is written. Writes are
+    batched (25 per request); unprocessed items are retried with backoff.
+    """
+    from ddbsearch import aws
+    from ddbsearch.items import describe_table as describe
+    from ddbsearch.items import (
+        generate_transactions,
+        parse_item,
+        parse_lines,
+        validate_item,
+        validate_items,
+    )
+    from ddbsearch.writer import raise_for_report, write_items
+
+    if sum(x is not None for x in (item, file, generate)) != 1:
+        raise InputError("give exactly one of --item, --file or --generate")
+    # Parse before touching the network: malformed input fails fast, even offline.
+    parsed = parse_item(item) if item is not None else None
+    lines = parse_lines(_read_file(file), source=file) if file is not None else None
+    target = target_from(
+        local=local, name=name, endpoint=endpoint, table=table, index=index, region=region
+    )
+    ddb = aws.client(target, "dynamodb")
+    info = describe(ddb, target.table)
+    if parsed is not None:
+        validate_item(parsed, info, "item")
+        items: Any = [parsed]
+        total = 1
+    elif lines is not None:
+        validate_items(lines, info, str(file))
+        items = [item for _, item in lines]
+        total = len(items)
+    else:
+        assert generate is not None
+        items = generate_transactions(generate, seed=seed, table=info)
+        total = generate
+    with progress_bar(f"writing to {target.table}", total) as advance:
+        report = write_items(
+            ddb, target.table, items, info.key_names, rate=rate, on_progress=advance
+        )
+    if json_output:
+        emit_json(
+            {
+                "table": target.table,
+                "written": report.written,
+                "requests": report.requests,
+                "retried": report.retried,
+                "unprocessed": len(report.unprocessed),
+                "seconds": round(report.seconds, 3),
+            }
+        )
+    console.info(
+        f"wrote {report.written} item{'s' if report.written != 1 else ''} to "
+        f"{escape(target.table)} ({report.requests} request{'s' if report.requests != 1 else ''}"
+        f", {report.retried} retried)"
+    )
+    raise_for_report(report)
+
+
+# --------------------------------------------------------------------------- search
+
+
+def _styled(fragment: str) -> Text:
+    """A highlight fragment with the matched terms in bold."""
+    from ddbsearch.search import MARK_END, MARK_START
+
+    text = Text()
+    rest = fragment
+    while MARK_START in rest:
+        before, _, after = rest.partition(MARK_START)
+        matched, _, rest = after.partition(MARK_END)
+        text.append(before)
+        text.append(matched, style="bold reverse")
+    text.append(rest)
+    return text
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _key_names(target: Any) -> list[str]:
+    """The table's key attributes, best effort: search works even without DynamoDB access."""
+    from ddbsearch import aws
+    from ddbsearch.errors import DdbsearchError
+    from ddbsearch.items import describe_table
+
+    names = target.extra.get("key_names") if isinstance(target.extra, dict) else None
+    if isinstance(names, list) and all(isinstance(n, str) for n in names):
+        return names
+    try:
+        return describe_table(aws.client(target, "dynamodb"), target.table).key_names
+    except DdbsearchError:
+        return []
+
+
+def render_hits(result: Any, key_names: list[str]) -> Table:
+    from ddbsearch.search import SearchResult
+
+    assert isinstance(result, SearchResult)
+    table = Table(
+        title=f"{result.total_text} hit{'s' if result.total != 1 else ''} in {result.took_ms} ms",
+        title_justify="left",
+        show_lines=False,
+    )
+    keys = [k for k in key_names if any(k in h.source for h in result.hits)]
+    if not keys:
+        table.add_column("_id", style="cyan", no_wrap=True)
+    for k in keys:
+        table.add_column(k, style="cyan", no_wrap=True)
+    table.add_column("score", justify="right")
+    table.add_column("match")
+    for hit in result.hits:
+        row: list[Any] = (
+            [escape(hit.id)] if not keys else [escape(_cell(hit.source.get(k))) for k in keys]
+        )
+        score = "" if hit.score is None else f"{hit.score:.2f}"
+        if hit.sort is not None and hit.score is None:
+            score = escape(", ".join(_cell(s) for s in hit.sort))
+        row.append(score)
+        match = Text()
+        if hit.highlight:
+            for i, (name, fragments) in enumerate(sorted(hit.highlight.items())):
+                if i:
+                    match.append("\n")
+                match.append(f"{name}: ", style="dim")
+                match.append_text(_styled(" … ".join(fragments)))
+        else:
+            others = {k: v for k, v in hit.source.items() if k not in keys}
+            match.append(", ".join(f"{k}={_cell(v)}" for k, v in list(others.items())[:4]))
+        row.append(match)
+        table.add_row(*row)
+    return table
+
+
+@app.command()
+def search(
+    *,
+    query: Annotated[
+        str | None,
+        typer.Argument(
+            help="Words to find. All words must match (AND); 'a | b' for either, "
+            '"\\"a b\\"" for a phrase, -word to exclude, pre* for a prefix. '
+            "Omit to list documents.",
+            show_default=False,
+        ),
+    ] = None,
+    field: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--field",
+            help="Search only this field (repeatable; 'name^2' boosts). Default: all text fields.",
+        ),
+    ] = None,
+    filter_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--filter",
+            help="Keep hits where FIELD=VALUE exactly (repeatable; a repeated field matches "
+            "any of its values). Strings match the FIELD.keyword sub-field, numbers FIELD.",
+        ),
+    ] = None,
+    size: Annotated[
+        int, typer.Option("--size", min=0, max=10_000, help="Number of hits to return.")
+    ] = 10,
+    sort: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sort", help="Sort by FIELD[:asc|desc] (repeatable) instead of by relevance."
+        ),
+    ] = None,
+    query_json: Annotated[
+        str | None,
+        typer.Option(
+            "--query-json",
+            help='Raw OpenSearch query DSL: a query (\'{"match": {"f": "x"}}\') or a full '
+            'search body (with "query").',
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="JSON lines on stdout, one hit per line with _id, _score, _source."
+        ),
+    ] = False,
+    local: LocalOpt = False,
+    name: NameOpt = None,
+    endpoint: EndpointOpt = None,
+    table: TableOpt = None,
+    index: IndexOpt = None,
+    region: RegionOpt = None,
+) -> None:
+    """Search the index and print the hits (exit code 3 when nothing matches)."""
+    from ddbsearch.search import SearchRequest
+    from ddbsearch.search import search as run_search
+
+    request = SearchRequest(
+        text=query,
+        fields=field or [],
+        filters=filter_ or [],
+        size=size,
+        sort=sort or [],
+        query_json=query_json,
+        highlight=not json_output,
+    )
+    target = target_from(
+        local=local, name=name, endpoint=endpoint, table=table, index=index, region=region
+    )
+    result = run_search(target, request)
+    if json_output:
+        for hit in result.hits:
+            sys.stdout.write(json.dumps(hit.to_json(), ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    elif result.hits and not console.state.quiet:
+        console.err.print(render_hits(result, _key_names(target)))
+    if result.total == 0:
+        console.info(f"no hits in {result.took_ms} ms")
+        raise typer.Exit(int(ExitCode.NO_HITS))
+    if json_output:
+        console.info(f"{result.total_text} hits in {result.took_ms} ms")
