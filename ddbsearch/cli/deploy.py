@@ -1,1 +1,392 @@
 """`ddbsearch deploy` / `ddbsearch destroy` (AWS through Terraform, or --local)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Annotated
+
+import click
+import typer
+from rich.markup import escape
+
+from ddbsearch.cli import console
+from ddbsearch.cli.app import app
+from ddbsearch.errors import Aborted
+from ddbsearch.targets import DEFAULT_STACK, DEFAULT_TABLE, Target
+
+_AWS_PANEL = "AWS stack"
+_LOCAL_PANEL = "Local stack (--local)"
+_REFERENCE_HASH_KEY = ("userId", "N")
+_REFERENCE_RANGE_KEY = ("transactionId", "N")
+
+
+@contextmanager
+def _progress(first: str) -> Iterator[Callable[[str], None]]:
+    """A spinner on stderr showing the latest step; plain lines when not a terminal."""
+    if console.interactive():
+        with console.err.status(escape(first), spinner="dots") as status:
+            yield lambda message: status.update(escape(message))
+        return
+
+    def line(message: str) -> None:
+        # Terraform repeats "Still creating... [Ns elapsed]" every 10 s: the log has them.
+        if ": Still " not in message:
+            console.info(escape(message))
+
+    yield line
+
+
+def _confirm(question: str, *, yes: bool) -> bool:
+    if yes:
+        return True
+    try:
+        return click.confirm(question, default=False, err=True)
+    except click.Abort:  # no answer (EOF on stdin, Ctrl-C)
+        return False
+
+
+def _print_target(target: Target) -> None:
+    rows = [
+        ("Dashboards", target.dashboards_url),
+        ("Search endpoint", target.search_endpoint),
+        ("Table", target.table),
+        ("Index", target.index),
+        ("Function", target.function_name),
+        ("Dead-letter queue", target.dlq_url),
+        ("Region", target.region),
+    ]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        if value:
+            console.info(f"  {label + ':':<{width + 1}} {escape(str(value))}")
+
+
+# --------------------------------------------------------------------------- deploy
+
+
+@app.command()
+def deploy(
+    *,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="Deploy to the local stack (moto + osmem-server, no AWS account) instead of AWS.",
+        ),
+    ] = False,
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name",
+            envvar="DDBSEARCH_STACK",
+            help="Stack name: names the search domain and prefixes the other resources.",
+            rich_help_panel=_AWS_PANEL,
+        ),
+    ] = DEFAULT_STACK,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            help="AWS Region (default: AWS_REGION or the profile's region).",
+            rich_help_panel=_AWS_PANEL,
+        ),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            envvar="AWS_PROFILE",
+            help="AWS profile for the credentials (default: the usual AWS chain).",
+            rich_help_panel=_AWS_PANEL,
+        ),
+    ] = None,
+    table: Annotated[
+        str | None,
+        typer.Option(
+            "--table",
+            help=(
+                f"Table to index. An existing table is adopted (read only, never deleted); "
+                f"a missing one is created. Default: the reference table {DEFAULT_TABLE}."
+            ),
+        ),
+    ] = None,
+    hash_key: Annotated[
+        str | None,
+        typer.Option(
+            "--hash-key",
+            metavar="NAME:TYPE",
+            help="Partition key of a table to create, TYPE one of S, N, B (default userId:N).",
+        ),
+    ] = None,
+    range_key: Annotated[
+        str | None,
+        typer.Option(
+            "--range-key",
+            metavar="NAME:TYPE",
+            help=(
+                "Sort key of a table to create (default transactionId:N; none when only "
+                "--hash-key is given)."
+            ),
+        ),
+    ] = None,
+    index: Annotated[
+        str | None,
+        typer.Option(
+            "--index", help="OpenSearch index name (default: the table name, lower case)."
+        ),
+    ] = None,
+    instance_type: Annotated[
+        str | None,
+        typer.Option(
+            "--instance-type",
+            help="OpenSearch data node instance type (default t3.small.search).",
+            rich_help_panel=_AWS_PANEL,
+        ),
+    ] = None,
+    instance_count: Annotated[
+        int | None,
+        typer.Option(
+            "--instance-count",
+            min=1,
+            help="Number of OpenSearch data nodes (default 1).",
+            rich_help_panel=_AWS_PANEL,
+        ),
+    ] = None,
+    operator_arn: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--operator-arn",
+            metavar="ARN",
+            help=(
+                "IAM user/role allowed to search and administer the domain; repeatable. "
+                "Default: the identity running deploy."
+            ),
+            rich_help_panel=_AWS_PANEL,
+        ),
+    ] = None,
+    var: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--var",
+            metavar="KEY=VALUE",
+            help="Set any Terraform variable (VALUE read as JSON if it is JSON); repeatable.",
+            rich_help_panel=_AWS_PANEL,
+        ),
+    ] = None,
+    state_bucket: Annotated[
+        str | None,
+        typer.Option(
+            "--state-bucket",
+            envvar="DDBSEARCH_STATE_BUCKET",
+            help="Keep the Terraform state in this S3 bucket instead of the local stack directory.",
+            rich_help_panel=_AWS_PANEL,
+        ),
+    ] = None,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="Do not ask before changing an existing table's stream."),
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the deployed target as JSON on stdout.")
+    ] = False,
+) -> None:
+    """Create the pipeline: table (or adopt yours) -> stream -> Lambda -> OpenSearch.
+
+    On AWS it runs Terraform (init, plan, apply) in a per-stack directory, keeps
+    the full Terraform log there, and makes the stack the default target of the
+    other commands. With --local it starts the local stack instead.
+    """
+    from ddbsearch.infra import parse_key
+
+    # No key option: the reference keys. --hash-key alone: a table without sort key.
+    keys_given = hash_key is not None or range_key is not None
+    parsed_hash = parse_key(hash_key, option="--hash-key") if hash_key else _REFERENCE_HASH_KEY
+    parsed_range: tuple[str, str] | None = None
+    if range_key and range_key.lower() != "none":
+        parsed_range = parse_key(range_key, option="--range-key")
+    elif not keys_given:
+        parsed_range = _REFERENCE_RANGE_KEY
+    if local:
+        _deploy_local(
+            table=table or DEFAULT_TABLE,
+            hash_key=parsed_hash,
+            range_key=parsed_range,
+            index=index,
+            json_output=json_output,
+        )
+        return
+
+    from ddbsearch import infra
+
+    settings = infra.StackSettings(
+        name=infra.validate_stack_name(name),
+        region=region,
+        profile=profile,
+        table=table,
+        keys=(parsed_hash, parsed_range) if keys_given else None,
+        index=index,
+        instance_type=instance_type,
+        instance_count=instance_count,
+        operator_arns=tuple(operator_arn or ()),
+        extra_vars=infra.parse_vars(var or ()),
+        state_bucket=state_bucket,
+    )
+
+    terraform = infra.check_terraform()
+    identity = infra.check_aws(profile=profile, region=region)
+    console.info(
+        f"deploying stack [bold]{escape(settings.name)}[/] to {escape(identity.region)} "
+        f"as {escape(identity.arn)} (terraform {terraform.version_text})"
+    )
+
+    adopted = False
+    if table is not None:
+        info = infra.inspect_table(infra.session_for(identity), table)
+        adopted = info.exists
+        if info.exists:
+            console.info(f"adopting the existing table {escape(table)} (it is never deleted)")
+            problem = info.stream_problem()
+            if problem:
+                console.warn(problem)
+                question = (
+                    f"Turn on a NEW_AND_OLD_IMAGES stream on table '{table}' now (UpdateTable)?"
+                )
+                if not _confirm(question, yes=yes):
+                    raise Aborted(
+                        "deploy cancelled: the table's stream was left unchanged",
+                        hint="rerun with --yes to let ddbsearch enable the stream",
+                    )
+                with _progress(f"enabling the stream of {table}"):
+                    infra.enable_stream(infra.session_for(identity), info)
+                console.info(f"stream enabled on {escape(table)} (NEW_AND_OLD_IMAGES)")
+        settings = replace(settings, adopt_table=info.exists)
+
+    with _progress("starting") as progress:
+        target = infra.deploy_stack(
+            settings, terraform=terraform, identity=identity, on_progress=progress
+        )
+
+    if json_output:
+        console.out.print_json(json.dumps(target.to_json()))
+    console.info(f"[green]deployed[/] stack {escape(target.name)}:")
+    _print_target(target)
+    from ddbsearch.infra.stack import log_path
+
+    console.info(f"  Terraform log: {escape(str(log_path(target.name)))}")
+    console.info(
+        "Dashboards needs SigV4-signed requests from an allowed principal: see docs/aws.md."
+    )
+    if adopted:
+        console.info(
+            "The stream only carries writes from now on: run [bold]ddbsearch backfill[/] "
+            "to index the items already in the table."
+        )
+    else:
+        console.info("Next: [bold]ddbsearch put[/] an item, then [bold]ddbsearch search[/] it.")
+
+
+def _deploy_local(
+    *,
+    table: str,
+    hash_key: tuple[str, str],
+    range_key: tuple[str, str] | None,
+    index: str | None,
+    json_output: bool,
+) -> None:
+    from ddbsearch.local.stack import deploy_local
+
+    with _progress("starting the local stack") as progress:
+        target = deploy_local(
+            table=table, hash_key=hash_key, range_key=range_key, index=index, on_progress=progress
+        )
+    if json_output:
+        console.out.print_json(json.dumps(target.to_json()))
+    console.info("[green]deployed[/] locally:")
+    console.info(f"  Table:           {escape(target.table)}")
+    console.info(f"  Index:           {escape(target.index)}")
+    console.info(f"  Search endpoint: {escape(target.search_endpoint)}")
+    console.info(
+        "Next: [bold]ddbsearch put[/] an item and [bold]ddbsearch search[/] for it; "
+        "[bold]ddbsearch destroy --local[/] stops everything."
+    )
+
+
+# --------------------------------------------------------------------------- destroy
+
+
+@app.command()
+def destroy(
+    *,
+    local: Annotated[
+        bool,
+        typer.Option("--local", help="Stop the local stack instead of destroying an AWS stack."),
+    ] = False,
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name",
+            envvar="DDBSEARCH_STACK",
+            help="Stack to destroy.",
+            rich_help_panel=_AWS_PANEL,
+        ),
+    ] = DEFAULT_STACK,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            envvar="AWS_PROFILE",
+            help="AWS profile for the credentials (default: the one used by deploy).",
+            rich_help_panel=_AWS_PANEL,
+        ),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove everything deploy created. An adopted table is never deleted.
+
+    Shows what will be removed and asks first (--yes skips the question).
+    """
+    if local:
+        from ddbsearch.local.stack import destroy_local
+
+        with _progress("stopping the local stack") as progress:
+            stopped = destroy_local(on_progress=progress)
+        console.info("[green]local stack stopped[/]" if stopped else "no local stack was running")
+        return
+
+    from ddbsearch import infra
+
+    infra.validate_stack_name(name)
+    terraform = infra.check_terraform()
+    with _progress("reading the stack's state") as progress:
+        preview = infra.preview_destroy(name, terraform=terraform, on_progress=progress)
+    saved = preview.target
+    identity = infra.check_aws(
+        profile=profile or (saved.profile if saved else None),
+        region=saved.region if saved else None,
+    )
+
+    console.info(
+        f"destroying stack [bold]{escape(name)}[/] in {escape(identity.region)} "
+        f"will delete {len(preview.resources)} resources:"
+    )
+    for address in preview.resources:
+        console.info(f"  - {escape(address)}")
+    if preview.adopted_table:
+        console.info(
+            f"The adopted table [bold]{escape(preview.adopted_table)}[/] stays (with its data "
+            "and stream)."
+        )
+    elif saved is not None:
+        console.info(
+            f"[bold red]The table {escape(saved.table)} was created by this stack: "
+            "it is deleted with its data.[/]"
+        )
+    if not _confirm(f"Destroy stack '{name}'?", yes=yes):
+        raise Aborted("destroy cancelled: nothing was removed")
+
+    with _progress("destroying") as progress:
+        infra.destroy_stack(name, terraform=terraform, on_progress=progress)
+    console.info(f"[green]destroyed[/] stack {escape(name)}")

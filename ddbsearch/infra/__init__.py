@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from ddbsearch.infra.prerequisites import AwsIdentity, TerraformInfo, check_aws, check_terraform
+from ddbsearch.infra.prerequisites import (
+    AwsIdentity,
+    TerraformInfo,
+    check_aws,
+    check_terraform,
+    session_for,
+)
 from ddbsearch.infra.resources import terraform_dir
 from ddbsearch.infra.stack import (
     DestroyPreview,
@@ -29,6 +35,7 @@ __all__ = [
     "parse_key",
     "parse_vars",
     "preview_destroy",
+    "session_for",
     "target_from_outputs",
     "terraform_dir",
     "validate_stack_name",

@@ -127,3 +127,10 @@ def check_aws(*, profile: str | None, region: str | None) -> AwsIdentity:
     return AwsIdentity(
         account=str(ident["Account"]), arn=str(ident["Arn"]), region=resolved, profile=profile
     )
+
+
+def session_for(identity: AwsIdentity) -> Any:
+    """A boto3 session with the checked profile and region."""
+    import boto3
+
+    return boto3.Session(profile_name=identity.profile, region_name=identity.region)

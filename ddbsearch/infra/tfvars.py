@@ -86,8 +86,9 @@ class StackSettings:
     profile: str | None = None
     table: str | None = None  # None: the reference table UsersTransactions
     adopt_table: bool = False  # True: the table exists and is only read
-    hash_key: tuple[str, str] | None = None
-    range_key: tuple[str, str] | None = None
+    # Key schema of a table to create: (hash key, range key or None); None keeps
+    # the module's reference keys (userId N, transactionId N).
+    keys: tuple[tuple[str, str], tuple[str, str] | None] | None = None
     index: str | None = None
     instance_type: str | None = None
     instance_count: int | None = None
@@ -104,11 +105,12 @@ class StackSettings:
         }
         if self.table is not None:
             values["existing_table_name" if self.adopt_table else "table_name"] = self.table
-        if not self.adopt_table:
-            if self.hash_key is not None:
-                values["hash_key"] = {"name": self.hash_key[0], "type": self.hash_key[1]}
-            if self.range_key is not None:
-                values["range_key"] = {"name": self.range_key[0], "type": self.range_key[1]}
+        if not self.adopt_table and self.keys is not None:
+            hash_key, range_key = self.keys
+            values["hash_key"] = {"name": hash_key[0], "type": hash_key[1]}
+            values["range_key"] = (
+                None if range_key is None else {"name": range_key[0], "type": range_key[1]}
+            )
         if self.index is not None:
             values["index_name"] = self.index
         if self.instance_type is not None:
