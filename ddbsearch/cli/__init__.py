@@ -8,6 +8,7 @@ from ddbsearch.cli import (  # noqa: F401
     local,
     ops,
     package,
+    redrive,
 )
 from ddbsearch.cli.app import app
 

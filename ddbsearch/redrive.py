@@ -1,0 +1,197 @@
+"""Redrive the dead-letter queue: re-index the *current* state of each dead-lettered item.
+
+A dead-lettered record holds the item's keys, not a copy to replay. Redrive reads the
+item again (consistent read) and indexes what the table holds now, at a backfill
+version (read time minus the skew margin), so an old record can never overwrite a
+newer document, whatever happened since. An item deleted since is deleted from the
+index. A message is removed from the queue only once its item is indexed (or found
+already newer in the index); an item that still cannot be indexed stays in the queue
+with its new reason. Messages that are not ddbsearch's (the event source mapping's
+on-failure records, which name a range of the stream, not items) are left alone and
+counted: the stream range they name is repaired by ``ddbsearch backfill``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ddbsearch import aws
+from ddbsearch.core.bulk import BulkIndexer, Outcome
+from ddbsearch.core.documents import (
+    Action,
+    InvalidDocument,
+    action_from_item,
+    backfill_version,
+    document_id,
+)
+from ddbsearch.core.transport import SearchTransport
+from ddbsearch.errors import ConfigurationError
+from ddbsearch.targets import Target
+
+# Long enough that one run never sees the same message twice.
+VISIBILITY_TIMEOUT_SECONDS = 300
+BULK_DEADLINE_SECONDS = 120.0
+
+
+@dataclass
+class RedriveReport:
+    received: int = 0
+    indexed: int = 0
+    deleted: int = 0
+    stale: int = 0
+    batch_records: int = 0  # on-failure records of the event source mapping, left in place
+    still_failing: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def resolved(self) -> int:
+        return self.indexed + self.deleted + self.stale
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "received": self.received,
+            "indexed": self.indexed,
+            "deleted": self.deleted,
+            "stale": self.stale,
+            "batch_records": self.batch_records,
+            "still_failing": self.still_failing,
+        }
+
+
+def search_transport(target: Target) -> SearchTransport:
+    """The indexing transport for a target, signed with the target's credentials on AWS."""
+    credentials = aws.session(target).get_credentials() if target.sigv4 else None
+    return SearchTransport(
+        target.search_endpoint, region=target.region, sigv4=target.sigv4, credentials=credentials
+    )
+
+
+def key_names(target: Target) -> list[str]:
+    with aws.aws_errors(f"table '{target.table}'"):
+        table = aws.client(target, "dynamodb").describe_table(TableName=target.table)["Table"]
+    return [k["AttributeName"] for k in table["KeySchema"]]
+
+
+def redrive(
+    target: Target,
+    *,
+    max_messages: int | None = None,
+    dry_run: bool = False,
+    transport: SearchTransport | None = None,
+) -> RedriveReport:
+    if not target.dlq_url:
+        raise ConfigurationError("this target has no dead-letter queue to redrive")
+    sqs = aws.client(target, "sqs")
+    run = _Redrive(
+        table=target.table,
+        names=key_names(target),
+        ddb=aws.client(target, "dynamodb"),
+        bulk=BulkIndexer(transport or search_transport(target), target.index),
+    )
+    kept: list[dict[str, Any]] = []
+    while max_messages is None or run.report.received < max_messages:
+        want = 10 if max_messages is None else min(10, max_messages - run.report.received)
+        with aws.aws_errors("dead-letter queue"):
+            messages = sqs.receive_message(
+                QueueUrl=target.dlq_url,
+                MaxNumberOfMessages=want,
+                VisibilityTimeout=VISIBILITY_TIMEOUT_SECONDS,
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+        if not messages:
+            break
+        run.report.received += len(messages)
+        if dry_run:
+            run.plan(messages)
+            kept.extend(messages)
+            continue
+        done = run.apply(messages)
+        kept.extend(m for m in messages if m not in done)
+        _batched(sqs.delete_message_batch, target.dlq_url, done, {})
+    # What stays in the queue becomes visible again at once, not in five minutes.
+    _batched(sqs.change_message_visibility_batch, target.dlq_url, kept, {"VisibilityTimeout": 0})
+    return run.report
+
+
+def _batched(
+    call: Any, queue_url: str, messages: Sequence[dict[str, Any]], extra: dict[str, Any]
+) -> None:
+    for start in range(0, len(messages), 10):
+        entries = [
+            {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], **extra}
+            for n, m in enumerate(messages[start : start + 10])
+        ]
+        with aws.aws_errors("dead-letter queue"):
+            call(QueueUrl=queue_url, Entries=entries)
+
+
+@dataclass
+class _Redrive:
+    table: str
+    names: Sequence[str]
+    ddb: Any
+    bulk: BulkIndexer
+    report: RedriveReport = field(default_factory=RedriveReport)
+
+    def plan(self, messages: Sequence[dict[str, Any]]) -> list[tuple[Action, dict[str, Any]]]:
+        """The action each ddbsearch message's item needs now (reads the table)."""
+        planned = []
+        for message in messages:
+            try:
+                body = json.loads(message["Body"])
+            except ValueError:
+                body = None
+            if (
+                not isinstance(body, dict)
+                or body.get("source") != "ddbsearch"
+                or "keys" not in body
+            ):
+                self.report.batch_records += 1
+                continue
+            action = self._current(body["keys"])
+            if action is not None:
+                planned.append((action, message))
+        return planned
+
+    def _current(self, keys: dict[str, Any]) -> Action | None:
+        read_at = time.time()
+        with aws.aws_errors("table"):
+            item = self.ddb.get_item(TableName=self.table, Key=keys, ConsistentRead=True).get(
+                "Item"
+            )
+        version = backfill_version(read_at)
+        try:
+            if item is None:
+                return Action("delete", document_id(keys), version, None, keys)
+            return action_from_item(item, self.names, version)
+        except InvalidDocument as exc:
+            self.report.still_failing.append(
+                {"documentId": document_id(keys), "reason": exc.reason}
+            )
+            return None
+
+    def apply(self, messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Index the current state of each message's item; return the messages now resolved."""
+        planned = self.plan(messages)
+        if not planned:
+            return []
+        actions = [a for a, _ in planned]
+        result = self.bulk.run(actions, deadline=time.monotonic() + BULK_DEADLINE_SECONDS)
+        done: list[dict[str, Any]] = []
+        for (action, message), outcome in zip(planned, result.results, strict=True):
+            if not outcome.outcome.done:
+                self.report.still_failing.append(
+                    {"documentId": action.doc_id, "reason": outcome.reason or outcome.outcome.value}
+                )
+                continue
+            done.append(message)
+            if outcome.outcome is Outcome.STALE:
+                self.report.stale += 1
+            elif action.op == "delete":
+                self.report.deleted += 1
+            else:
+                self.report.indexed += 1
+        return done
