@@ -195,7 +195,8 @@ class LocalFunction:
         self.cold_starts += 1
         return proc
 
-    def _kill(self) -> None:
+    def _kill(self, *, grace: float = 0.0) -> None:
+        """End the execution environment: close its stdin (it exits on EOF), then kill."""
         proc, self._proc = self._proc, None
         if proc is None:
             return
@@ -203,7 +204,7 @@ class LocalFunction:
             if proc.stdin:
                 proc.stdin.close()
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=2)
+            proc.wait(timeout=grace)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
@@ -280,7 +281,7 @@ class LocalFunction:
 
     def close(self) -> None:
         with self._lock:
-            self._kill()
+            self._kill(grace=2.0)
             if self._log_file is not None:
                 self._log_file.close()
                 self._log_file = None

@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -346,16 +347,19 @@ def _ensure_table(
 
 
 def wait_for_mapping(
-    stack: LocalStack, table: str, *, stream_arn: str, timeout: float = MAPPING_TIMEOUT_SECONDS
+    stack: LocalStack, table: str, *, generation: str, timeout: float = MAPPING_TIMEOUT_SECONDS
 ) -> dict[str, Any]:
-    """Poll until the supervisor reports the table's mapping enabled for ``stream_arn``."""
+    """Poll until the supervisor reports this ``generation`` of the table's mapping enabled."""
     deadline = time.monotonic() + timeout
     while True:
-        status = stack.mapping_status(table)
-        if status and status.get("state") == "Failed":
-            raise InfraError(f"the local stream worker for {table} failed: {status.get('error')}")
-        if status and status.get("state") == "Enabled" and status.get("stream_arn") == stream_arn:
-            return status
+        status = stack.mapping_status(table) or {}
+        if status.get("generation") == generation:
+            if status.get("state") == "Failed":
+                raise InfraError(
+                    f"the local stream worker for {table} failed: {status.get('error')}"
+                )
+            if status.get("state") == "Enabled":
+                return status
         if not process_alive(stack.pid):
             raise UnreachableError("the local stack stopped while deploying", hint=str(stack.root))
         if time.monotonic() > deadline:
@@ -374,6 +378,7 @@ def deploy_table(
     index: str | None = None,
     mapping: Mapping[str, Any] | None = None,
     function_timeout_seconds: float = defaults.FUNCTION_TIMEOUT_SECONDS,
+    function_environment: Mapping[str, str] | None = None,
     zip_path: Path | None = None,
     on_progress: Progress = None,
 ) -> Target:
@@ -381,7 +386,9 @@ def deploy_table(
 
     ``mapping`` overrides :class:`ddbsearch.local.worker.MappingConfig` fields
     (``batch_size``, ``maximum_retry_attempts``, ...); ``zip_path`` replaces
-    the zip ``ddbsearch package`` builds (tests use handlers that fail on purpose).
+    the zip ``ddbsearch package`` builds (tests use handlers that fail on purpose)
+    and ``function_environment`` adds to (or overrides) the function's environment.
+    Deploying again replaces the mapping: the worker restarts from its checkpoints.
     Returns the target; it does not make it current (see :func:`deploy_local`).
     """
     from ddbsearch.core.template import ensure_index
@@ -400,6 +407,7 @@ def deploy_table(
         _say(on_progress, "building the Lambda zip")
         zip_path = build_lambda_zip(stack.root / "function.zip")
     function_name = f"ddbsearch-{table}"[:64]
+    generation = uuid.uuid4().hex
     spec = {
         "table": table,
         "stream_arn": stream_arn,
@@ -414,16 +422,17 @@ def deploy_table(
             "AWS_REGION": stack.region,
             "DLQ_URL": dlq_url,
             "AWS_ENDPOINT_URL": stack.moto_url,
+            **dict(function_environment or {}),
         },
         # One queue takes both the handler's unindexable records and the
         # mapping's discarded batches; their message shapes tell them apart.
         "on_failure_url": dlq_url,
         "settings": dict(mapping or {}),
-        "deployed_at": time.time(),
+        "generation": generation,
     }
     _say(on_progress, "starting the stream worker")
     _write_json(stack.root / "mappings" / f"{table}.json", spec)
-    wait_for_mapping(stack, table, stream_arn=stream_arn)
+    wait_for_mapping(stack, table, generation=generation)
     return Target(
         kind="local",
         name="local",

@@ -68,6 +68,7 @@ def local_client(service: str, endpoint: str) -> Any:
 @dataclass
 class _Running:
     spec_text: str
+    generation: str | None = None
     # None when the mapping failed to start (its status file says why).
     worker: StreamWorker | None = None
     function: LocalFunction | None = None
@@ -151,8 +152,10 @@ class Supervisor:
 
     def _start_mapping(self, table: str, text: str) -> None:
         status = self.root / "mappings" / f"{table}.status.json"
+        generation: str | None = None
         try:
             spec = json.loads(text)
+            generation = spec.get("generation")
             assert self.moto is not None
             function = LocalFunction(
                 FunctionConfig(
@@ -186,11 +189,18 @@ class Supervisor:
             worker.start()
         except Exception as exc:
             log.exception("mapping for %s failed to start", table)
-            write_json(status, {"state": "Failed", "error": f"{type(exc).__name__}: {exc}"})
+            write_json(
+                status,
+                {
+                    "state": "Failed",
+                    "generation": generation,
+                    "error": f"{type(exc).__name__}: {exc}",
+                },
+            )
             # Remember the failure so that we do not retry in a tight loop.
-            self.mappings[table] = _Running(text)
+            self.mappings[table] = _Running(text, generation)
             return
-        self.mappings[table] = _Running(text, worker, function)
+        self.mappings[table] = _Running(text, generation, worker, function)
         log.info("mapping %s -> %s enabled", spec["stream_arn"], function.config.name)
         self._write_status(table)
 
@@ -212,6 +222,7 @@ class Supervisor:
             self.root / "mappings" / f"{table}.status.json",
             {
                 "state": "Enabled" if running.worker.running else "Stopped",
+                "generation": running.generation,
                 "stream_arn": running.worker.config.stream_arn,
                 "function_pid": running.function.pid,
                 "stats": stats,

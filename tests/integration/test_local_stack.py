@@ -1,0 +1,136 @@
+"""The local stack as a user drives it: deploy --local, put -> searchable through the
+real worker and the real built zip, demo beside it, destroy with nothing left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ddbsearch.cli import app
+from ddbsearch.local.emulators import port_accepts
+from ddbsearch.local.stack import (
+    deploy_local,
+    deploy_table,
+    destroy_local,
+    process_alive,
+    running_stack,
+    start_stack,
+    stop_stack,
+)
+from ddbsearch.search import SearchRequest, search
+from ddbsearch.targets import load_local_target, local_state_file, resolve_target, state_home
+from tests.integration.local_helpers import build_zip, seen_batches, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def test_deploy_put_search_demo_alongside_then_destroy_leaves_nothing() -> None:
+    progress: list[str] = []
+    target = deploy_local(on_progress=progress.append)
+    stack = running_stack()
+    assert stack is not None
+    assert resolve_target() == target  # every other command now targets the local stack
+    assert resolve_target(local=True) == target
+    assert target.table == "UsersTransactions"
+    assert target.sigv4 is False
+    assert any("building the Lambda zip" in p for p in progress)
+    try:
+        ddb = stack.client("dynamodb")
+        ddb.put_item(
+            TableName=target.table,
+            Item={
+                "userId": {"N": "3"},
+                "transactionId": {"N": "51"},
+                "shortDescription": {"S": "Final mega test 2"},
+            },
+        )
+        result = wait_for(
+            lambda: search(target, SearchRequest(text="mega test", highlight=False)).hits
+        )
+        assert result[0].source["shortDescription"] == "Final mega test 2"
+        status = stack.mapping_status(target.table) or {}
+        function_pid = wait_for(
+            lambda: (stack.mapping_status(target.table) or {}).get("function_pid")
+        )
+        assert status.get("state") == "Enabled"
+
+        # deploy again: idempotent, same stack.
+        assert deploy_local() == target
+        assert running_stack() == stack
+
+        # The demo runs on a stack of its own and leaves this one alone.
+        runner = CliRunner()
+        outcome = runner.invoke(app, ["demo", "--json", "--timeout", "20"])
+        assert outcome.exit_code == 0, outcome.output
+        assert '"found": true' in outcome.stdout
+        assert running_stack() == stack
+        assert search(target, SearchRequest(text="mega test")).total == 1
+    finally:
+        assert destroy_local() is True
+
+    for pid in (stack.pid, stack.osmem_pid, function_pid):
+        assert not process_alive(pid), pid
+    assert not port_accepts(stack.moto_port)
+    assert not port_accepts(stack.osmem_port)
+    assert not local_state_file().exists()
+    assert load_local_target() is None
+    assert not (state_home() / "current.json").exists()
+    assert destroy_local() is False  # nothing left to destroy
+
+
+def test_a_restarted_worker_resumes_and_a_killed_supervisor_leaves_no_orphans(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "stack"
+    stack = start_stack(root)
+    seen = tmp_path / "seen.jsonl"
+
+    def deploy() -> None:
+        deploy_table(
+            stack,
+            table="Ruled",
+            hash_key=("id", "N"),
+            range_key=None,
+            zip_path=build_zip(tmp_path / "ruled.zip"),
+            function_environment={"SEEN_FILE": str(seen)},
+        )
+
+    deploy()
+    ddb = stack.client("dynamodb")
+    ddb.put_item(TableName="Ruled", Item={"id": {"N": "1"}})
+    wait_for(lambda: seen_batches(seen) == [[1]])
+    wait_for(lambda: (stack.mapping_status("Ruled") or {}).get("checkpoints"))
+
+    deploy()  # replaces the mapping: a new worker that must resume, not re-deliver
+    ddb.put_item(TableName="Ruled", Item={"id": {"N": "2"}})
+    wait_for(lambda: seen_batches(seen) == [[1], [2]])
+    function_pid = wait_for(lambda: (stack.mapping_status("Ruled") or {}).get("function_pid"))
+
+    os.kill(stack.pid, signal.SIGKILL)
+
+    # osmem watches its parent; the runtime child exits when its stdin pipe closes.
+    wait_for(lambda: not any(process_alive(p) for p in (stack.pid, stack.osmem_pid, function_pid)))
+    wait_for(lambda: not port_accepts(stack.moto_port) and not port_accepts(stack.osmem_port))
+    assert running_stack(root) is None  # the stale state file is not mistaken for a stack
+    assert stop_stack(root) is False
+    assert not (root / "stack.json").exists()
+
+
+def test_a_start_failure_is_reported_with_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ddbsearch.errors import UnreachableError
+
+    # An osmem binary that does not exist: the supervisor fails and says why.
+    monkeypatch.setenv("OSMEM_SERVER_BIN", str(tmp_path / "missing-osmem"))
+    started = time.monotonic()
+    with pytest.raises(UnreachableError, match="exited during start-up"):
+        start_stack(tmp_path / "stack", timeout=30)
+    assert time.monotonic() - started < 30
+    assert running_stack(tmp_path / "stack") is None
