@@ -66,7 +66,7 @@ module "indexer" {
   batch_size                         = var.batch_size
   maximum_batching_window_in_seconds = var.maximum_batching_window_in_seconds
   parallelization_factor             = var.parallelization_factor
-  bisect_batch_on_function_error     = var.bisect_batch_on_function_error
+  bisect_on_error_enabled            = var.bisect_on_error_enabled
   maximum_retry_attempts             = var.maximum_retry_attempts
   maximum_record_age_in_seconds      = var.maximum_record_age_in_seconds
   tracing_enabled                    = var.tracing_enabled

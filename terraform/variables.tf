@@ -163,7 +163,7 @@ variable "parallelization_factor" {
   }
 }
 
-variable "bisect_batch_on_function_error" {
+variable "bisect_on_error_enabled" {
   type        = bool
   description = "Split a failing batch in two and retry each half."
   default     = true

@@ -96,6 +96,10 @@ class StackSettings:
     extra_vars: Mapping[str, Any] = field(default_factory=dict)
     state_bucket: str | None = None
 
+    def __post_init__(self) -> None:
+        validate_stack_name(self.name)
+        self.tfvars(region=self.region or "")  # fail on conflicting --var before any work
+
     def tfvars(self, *, region: str) -> dict[str, Any]:
         """Content of ``terraform.tfvars.json``: only what differs from the module defaults."""
         values: dict[str, Any] = {

@@ -88,7 +88,7 @@ resource "aws_lambda_event_source_mapping" "this" {
   # The handler reports the first record it could not index; Lambda retries
   # from there instead of replaying the whole batch.
   function_response_types        = ["ReportBatchItemFailures"]
-  bisect_batch_on_function_error = var.bisect_batch_on_function_error
+  bisect_batch_on_function_error = var.bisect_on_error_enabled
   maximum_retry_attempts         = var.maximum_retry_attempts
   maximum_record_age_in_seconds  = var.maximum_record_age_in_seconds
 
