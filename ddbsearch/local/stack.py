@@ -37,7 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from ddbsearch import defaults
-from ddbsearch.errors import ConfigurationError, InfraError, UnreachableError
+from ddbsearch.errors import (
+    ConfigurationError,
+    InfraError,
+    PrerequisiteError,
+    UnreachableError,
+)
 from ddbsearch.local.emulators import port_accepts
 from ddbsearch.targets import (
     DEFAULT_TABLE,
@@ -190,6 +195,26 @@ def _log_tail(path: Path, lines: int = 3) -> str:
     return ""
 
 
+def check_prerequisites() -> None:
+    """Fail early, with the fix, when the emulators are not installed."""
+    import importlib.util
+
+    missing = [
+        package
+        for module, package in (
+            ("moto", "moto[server]"),
+            ("flask", "moto[server]"),
+            ("osmem_server", "osmem-server"),
+        )
+        if importlib.util.find_spec(module) is None
+    ]
+    if missing:
+        raise PrerequisiteError(
+            f"the local stack needs {' and '.join(sorted(set(missing)))}, which are not installed",
+            hint="pip install 'ddbsearch[local]'",
+        )
+
+
 def start_stack(
     root: Path | None = None,
     *,
@@ -202,6 +227,7 @@ def start_stack(
     if existing is not None:
         _say(on_progress, f"local stack already running (pid {existing.pid})")
         return existing
+    check_prerequisites()
     root.mkdir(parents=True, exist_ok=True)
     (root / "stack.json").unlink(missing_ok=True)  # stale: its supervisor is gone
     # A new stack has new, empty emulators: old mappings and checkpoints are meaningless.
