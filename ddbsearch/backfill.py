@@ -1,0 +1,455 @@
+"""Backfill: index the rows a table already holds, through the handler's own path.
+
+A parallel Scan (``TotalSegments`` workers, one thread each) reads the table with
+strongly consistent reads; every row becomes an :class:`~ddbsearch.core.documents.Action`
+through :func:`~ddbsearch.core.documents.action_from_item` at
+``backfill_version(read_started_at)``, where ``read_started_at`` is taken just before
+each Scan page is requested, and is written by :class:`~ddbsearch.core.bulk.BulkIndexer`
+like a stream batch. A backfill version always loses to the stream's version of any
+change made after the read, so a backfill running beside live traffic never overwrites
+a newer streamed value and never brings a deleted item back (docs/document-model.md).
+Consistent reads matter: an eventually consistent page could miss a write made just
+before the read, and its higher version would then put the older value back.
+
+Pacing: reads are charged against a read-capacity budget (``--max-rcu``, or a fraction
+of the table's provisioned RCU) using the ``ConsumedCapacity`` each Scan returns.
+
+Resumability: after each page is indexed, its segment's ``LastEvaluatedKey`` is saved
+in a checkpoint file under the state directory, keyed by target, table and index.
+``resume=True`` continues from there without rescanning finished segments; otherwise a
+run starts from scratch. A page whose documents still fail transiently after the
+page's retry deadline is not checkpointed: the run stops and ``--resume`` retries it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ddbsearch import aws
+from ddbsearch.core.bulk import BulkIndexer, Outcome
+from ddbsearch.core.documents import Action, InvalidDocument, action_from_item, backfill_version
+from ddbsearch.core.transport import SearchTransport
+from ddbsearch.errors import Aborted, DdbsearchError, InputError, PartialFailure
+from ddbsearch.items import TableInfo, describe_table
+from ddbsearch.targets import Target, state_home
+from ddbsearch.writer import Pacer
+
+# The DynamoDB Developer Guide suggests starting parallel scans at one segment per
+# 2 GB of table data. Item count also matters here: each worker indexes what it
+# reads, so bulk throughput, not Scan, is usually the limit; one worker per 100,000
+# items keeps a million-item table at ten concurrent bulk streams. 64 is the default
+# ceiling because more concurrent _bulk requests than that get 429-rejected by the
+# write queues of small domains; --segments can still ask for more.
+SEGMENT_BYTES = 2 * 1024**3
+SEGMENT_ITEMS = 100_000
+MAX_DEFAULT_SEGMENTS = 64
+MAX_SEGMENTS = 1000
+MAX_WORKERS = 64
+# Bulk retries for one page end after this; the page is then left for --resume.
+PAGE_DEADLINE_SECONDS = 120.0
+CHECKPOINT_FORMAT = 1
+
+
+def default_segments(table: TableInfo) -> int:
+    by_size = math.ceil(table.size_bytes / SEGMENT_BYTES)
+    by_items = math.ceil(table.item_count / SEGMENT_ITEMS)
+    return max(1, min(MAX_DEFAULT_SEGMENTS, max(by_size, by_items)))
+
+
+def read_budget(
+    table: TableInfo, *, max_rcu: float | None, rcu_fraction: float | None
+) -> float | None:
+    """Read capacity units per second the backfill may use; None means unpaced."""
+    if max_rcu is not None and rcu_fraction is not None:
+        raise InputError("give --max-rcu or --rcu-fraction, not both")
+    if max_rcu is not None:
+        if max_rcu <= 0:
+            raise InputError("--max-rcu must be positive")
+        return max_rcu
+    if rcu_fraction is not None:
+        if not 0 < rcu_fraction <= 1:
+            raise InputError("--rcu-fraction must be in (0, 1]")
+        if table.read_capacity <= 0:
+            raise InputError(
+                f"table '{table.name}' is on-demand (no provisioned read capacity)",
+                hint="use --max-rcu to cap the backfill's reads",
+            )
+        return table.read_capacity * rcu_fraction
+    return None
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _encode_key(key: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in key.items():
+        ((tag, inner),) = value.items()
+        out[name] = {"B64": base64.b64encode(inner).decode()} if tag == "B" else {tag: inner}
+    return out
+
+
+def _decode_key(key: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in key.items():
+        ((tag, inner),) = value.items()
+        out[name] = {"B": base64.b64decode(inner)} if tag == "B64" else {tag: inner}
+    return out
+
+
+def checkpoint_path(target: Target) -> Path:
+    identity = [
+        target.kind, target.name, target.region, target.aws_endpoint,
+        target.table, target.search_endpoint, target.index,
+    ]  # fmt: skip
+    digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
+    safe = "".join(
+        c if c.isalnum() or c in "-_." else "_" for c in f"{target.table}-{target.index}"
+    )
+    return state_home() / "backfill" / f"{safe}-{digest}.json"
+
+
+class Checkpoint:
+    """Per-segment progress of one backfill, saved atomically after every page."""
+
+    def __init__(self, path: Path, total_segments: int) -> None:
+        self.path = path
+        self.total_segments = total_segments
+        self.segments: dict[int, dict[str, Any]] = {
+            s: {"done": False, "last_key": None, "scanned": 0} for s in range(total_segments)
+        }
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: Path) -> Checkpoint | None:
+        try:
+            data = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+            return None
+        cp = cls(path, int(data["total_segments"]))
+        for key, seg in data["segments"].items():
+            cp.segments[int(key)] = seg
+        return cp
+
+    def start_key(self, segment: int) -> dict[str, Any] | None:
+        key = self.segments[segment]["last_key"]
+        return _decode_key(key) if key else None
+
+    def done(self, segment: int) -> bool:
+        return bool(self.segments[segment]["done"])
+
+    @property
+    def scanned(self) -> int:
+        return sum(int(s["scanned"]) for s in self.segments.values())
+
+    @property
+    def finished_segments(self) -> int:
+        return sum(1 for s in self.segments.values() if s["done"])
+
+    def advance(self, segment: int, last_key: Mapping[str, Any] | None, scanned: int) -> None:
+        with self._lock:
+            seg = self.segments[segment]
+            seg["scanned"] = int(seg["scanned"]) + scanned
+            seg["last_key"] = _encode_key(last_key) if last_key else None
+            seg["done"] = last_key is None
+            self._save()
+
+    def _save(self) -> None:
+        data = {
+            "format": CHECKPOINT_FORMAT,
+            "total_segments": self.total_segments,
+            "segments": {str(k): v for k, v in sorted(self.segments.items())},
+            "saved_at": time.time(),
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, sort_keys=True))
+        tmp.replace(self.path)  # atomic: an interrupted save leaves the previous one
+
+    def save(self) -> None:
+        with self._lock:
+            self._save()
+
+
+# --------------------------------------------------------------------------- run
+
+
+@dataclass
+class BackfillSummary:
+    table: str
+    index: str
+    segments: int
+    scanned: int = 0
+    indexed: int = 0
+    stale: int = 0  # an equal or newer version (a stream write) was already indexed
+    failed: int = 0
+    failures: Counter[str] = field(default_factory=Counter)  # "PERMANENT: reason" -> count
+    resumed: bool = False
+    skipped_segments: int = 0  # finished in an earlier run (--resume)
+    consumed_rcu: float = 0.0
+    seconds: float = 0.0
+    estimated_items: int = 0  # DescribeTable's approximate ItemCount
+    complete: bool = False
+    checkpoint: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "index": self.index,
+            "segments": self.segments,
+            "scanned": self.scanned,
+            "indexed": self.indexed,
+            "stale": self.stale,
+            "failed": self.failed,
+            "failures": dict(self.failures),
+            "resumed": self.resumed,
+            "skipped_segments": self.skipped_segments,
+            "consumed_rcu": round(self.consumed_rcu, 1),
+            "seconds": round(self.seconds, 3),
+            "estimated_items": self.estimated_items,
+            "complete": self.complete,
+        }
+
+
+class _PageFailed(DdbsearchError):
+    """Documents of a page still failed transiently at the page deadline."""
+
+
+@dataclass
+class _Run:
+    target: Target
+    table: TableInfo
+    ddb: Any
+    checkpoint: Checkpoint
+    pacer: Pacer
+    summary: BackfillSummary
+    stop: threading.Event
+    on_progress: Callable[[int], None] | None
+    after_read: Callable[[int, Mapping[str, Any]], None] | None
+    page_size: int | None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def segment(self, segment: int) -> None:
+        transport = SearchTransport(
+            self.target.search_endpoint, region=self.target.region, sigv4=self.target.sigv4
+        )
+        indexer = BulkIndexer(transport, self.target.index)
+        start_key = self.checkpoint.start_key(segment)
+        while not self.stop.is_set():
+            self.pacer.wait(self.stop)
+            if self.stop.is_set():
+                return
+            kwargs: dict[str, Any] = {
+                "TableName": self.table.name,
+                "Segment": segment,
+                "TotalSegments": self.checkpoint.total_segments,
+                "ConsistentRead": True,
+                "ReturnConsumedCapacity": "TOTAL",
+            }
+            if start_key:
+                kwargs["ExclusiveStartKey"] = start_key
+            if self.page_size:
+                kwargs["Limit"] = self.page_size
+            read_started_at = time.time()  # before the request: see backfill_version
+            with aws.aws_errors(f"scanning table '{self.table.name}'"):
+                page = self.ddb.scan(**kwargs)
+            units = float((page.get("ConsumedCapacity") or {}).get("CapacityUnits", 0.0))
+            self.pacer.spend(units)
+            items: list[dict[str, Any]] = page.get("Items", [])
+            if self.after_read is not None:
+                self.after_read(segment, page)
+            self._index(indexer, items, backfill_version(read_started_at), units)
+            start_key = page.get("LastEvaluatedKey")
+            self.checkpoint.advance(segment, start_key, len(items))
+            if self.on_progress is not None and items:
+                self.on_progress(len(items))
+            if not start_key:
+                return
+
+    def _index(
+        self, indexer: BulkIndexer, items: list[dict[str, Any]], version: int, units: float
+    ) -> None:
+        actions: list[Action] = []
+        failures: Counter[str] = Counter()
+        for item in items:
+            try:
+                actions.append(action_from_item(item, self.table.key_names, version))
+            except InvalidDocument as exc:
+                failures[f"PERMANENT: {exc.reason}"] += 1
+        counts: Counter[Outcome] = Counter()
+        transient: list[str] = []
+        if actions:
+            report = indexer.run(actions, deadline=time.monotonic() + PAGE_DEADLINE_SECONDS)
+            for result in report.results:
+                counts[result.outcome] += 1
+                if result.outcome is Outcome.PERMANENT:
+                    failures[f"PERMANENT: {result.reason}"] += 1
+                elif result.outcome is Outcome.TRANSIENT:
+                    transient.append(result.reason or "unknown")
+        if transient:
+            # Leave the page for --resume rather than count its rows as lost.
+            raise _PageFailed(
+                f"{len(transient)} document(s) still failing after "
+                f"{PAGE_DEADLINE_SECONDS:.0f} s of retries (TRANSIENT: {transient[0]})",
+                hint="fix the search domain, then run 'ddbsearch backfill --resume'",
+            )
+        with self.lock:
+            s = self.summary
+            s.scanned += len(items)
+            s.indexed += counts[Outcome.INDEXED]
+            s.stale += counts[Outcome.STALE]
+            s.failed += sum(failures.values())
+            s.failures.update(failures)
+            s.consumed_rcu += units
+
+
+def run_backfill(
+    target: Target,
+    *,
+    segments: int | None = None,
+    max_rcu: float | None = None,
+    rcu_fraction: float | None = None,
+    resume: bool = False,
+    page_size: int | None = None,
+    on_start: Callable[[BackfillSummary, int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    after_read: Callable[[int, Mapping[str, Any]], None] | None = None,
+    stop: threading.Event | None = None,
+) -> BackfillSummary:
+    """Backfill the target's index from its table; see the module docstring.
+
+    ``on_start(summary, already_scanned)`` is called once the plan is known (for a
+    progress bar); ``after_read(segment, page)`` after each Scan page is read and
+    before it is indexed (a test seam for concurrent writes). Setting ``stop`` (or Ctrl-C in
+    the calling thread) ends the run after the pages in flight are indexed and
+    checkpointed, and raises :class:`~ddbsearch.errors.Aborted`.
+
+    Returns the summary, also when some rows failed (``summary.failed``: the caller
+    decides what that means). Raises Aborted when stopped and PartialFailure when a
+    page still failed transiently at its deadline; the summary object handed to
+    ``on_start`` then holds what was done.
+    """
+    if segments is not None and not 1 <= segments <= MAX_SEGMENTS:
+        raise InputError(f"--segments must be between 1 and {MAX_SEGMENTS}")
+    if page_size is not None and page_size < 1:
+        raise InputError("--page-size must be positive")
+    ddb = aws.client(target, "dynamodb")
+    table = describe_table(ddb, target.table)
+    budget = read_budget(table, max_rcu=max_rcu, rcu_fraction=rcu_fraction)
+    _check_index(target)
+
+    path = checkpoint_path(target)
+    checkpoint = Checkpoint.load(path) if resume else None
+    if checkpoint is not None and segments is not None and segments != checkpoint.total_segments:
+        raise InputError(
+            f"the interrupted backfill used {checkpoint.total_segments} segments, not {segments}",
+            hint="drop --segments to resume it, or run without --resume to start over",
+        )
+    resumed = checkpoint is not None
+    if checkpoint is None:
+        checkpoint = Checkpoint(path, segments or default_segments(table))
+        checkpoint.save()
+    summary = BackfillSummary(
+        table=table.name,
+        index=target.index,
+        segments=checkpoint.total_segments,
+        resumed=resumed,
+        skipped_segments=checkpoint.finished_segments,
+        estimated_items=table.item_count,
+        checkpoint=str(path),
+    )
+    if on_start is not None:
+        on_start(summary, checkpoint.scanned)
+    stop = stop or threading.Event()
+    run = _Run(
+        target=target,
+        table=table,
+        ddb=ddb,
+        checkpoint=checkpoint,
+        # The cost of a page is known only afterwards (ConsumedCapacity): a page may
+        # overdraw the bucket, and the next request waits the debt off.
+        pacer=Pacer(budget),
+        summary=summary,
+        stop=stop,
+        on_progress=on_progress,
+        after_read=after_read,
+        page_size=page_size,
+    )
+    started = time.monotonic()
+    todo = [s for s in range(checkpoint.total_segments) if not checkpoint.done(s)]
+    try:
+        _execute(run, todo)
+    finally:
+        summary.seconds = time.monotonic() - started
+    summary.complete = checkpoint.finished_segments == checkpoint.total_segments
+    if summary.complete:
+        path.unlink(missing_ok=True)  # nothing left to resume
+    return summary
+
+
+def _check_index(target: Target) -> None:
+    """The index must exist (deploy creates it with ddbsearch's template)."""
+    from ddbsearch.core.transport import TransportError
+    from ddbsearch.errors import NotFoundError, UnreachableError
+
+    transport = SearchTransport(target.search_endpoint, region=target.region, sigv4=target.sigv4)
+    try:
+        head = transport.request("HEAD", f"/{target.index}")
+    except TransportError:
+        raise UnreachableError(
+            f"cannot reach the search endpoint {target.search_endpoint}",
+            hint="is the local stack running ('ddbsearch deploy --local') / is the network up?",
+        ) from None
+    if head.status == 404:
+        raise NotFoundError(
+            f"index '{target.index}' does not exist on {target.search_endpoint}",
+            hint="deploy creates it; check --index",
+        )
+
+
+def _execute(run: _Run, todo: Sequence[int]) -> None:
+    if not todo:
+        return
+    pool = ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(todo)), thread_name_prefix="scan")
+    futures: list[Future[None]] = [pool.submit(run.segment, s) for s in todo]
+    try:
+        pending: set[Future[None]] = set(futures)
+        while pending:
+            # Short waits keep the main thread responsive to Ctrl-C.
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+            for f in done:
+                if f.exception() is not None:
+                    run.stop.set()
+        interrupted = run.stop.is_set()
+    except KeyboardInterrupt:
+        run.stop.set()
+        interrupted = True
+        wait(futures)  # let pages in flight finish and checkpoint
+    finally:
+        pool.shutdown(wait=True)
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        err = errors[0]
+        if isinstance(err, _PageFailed):
+            raise PartialFailure(err.message, hint=err.hint) from None
+        raise err  # type: ignore[misc]
+    if interrupted:
+        done_segments = run.checkpoint.finished_segments
+        raise Aborted(
+            f"backfill interrupted after {run.summary.scanned} rows "
+            f"({done_segments} of {run.checkpoint.total_segments} segments finished)",
+            hint="run 'ddbsearch backfill --resume' to continue",
+        )

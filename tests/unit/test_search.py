@@ -1,0 +1,152 @@
+"""Query building and result parsing for `ddbsearch search` (no server needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ddbsearch.errors import InputError
+from ddbsearch.search import (
+    FieldInfo,
+    SearchRequest,
+    build_body,
+    endpoint_url,
+    flatten_mapping,
+    parse_response,
+)
+
+MAPPING = {
+    "userId": {"type": "double"},
+    "amount": {"type": "double"},
+    "shortDescription": {"type": "text", "fields": {"keyword": {"type": "keyword"}}},
+    "merchant": {"type": "text", "fields": {"keyword": {"type": "keyword"}}},
+    "notes": {"type": "text"},
+    "active": {"type": "boolean"},
+    "address": {"properties": {"city": {"type": "text", "fields": {"raw": {"type": "keyword"}}}}},
+}
+FIELDS = flatten_mapping(MAPPING)
+
+
+def test_mapping_is_flattened_with_keyword_subfields() -> None:
+    assert FIELDS["address.city"] == FieldInfo("text", "address.city.raw")
+    assert FIELDS["userId"] == FieldInfo("double", None)
+    assert FIELDS["notes"].keyword is None
+
+
+def test_text_query_is_and_over_every_text_field_and_lenient() -> None:
+    body = build_body(SearchRequest(text="mega test"), FIELDS)
+    sqs = body["query"]["simple_query_string"]
+    assert sqs["default_operator"] == "and"
+    assert sqs["lenient"] is True
+    assert sqs["fields"] == ["address.city", "merchant", "notes", "shortDescription"]
+    assert body["size"] == 10
+    assert body["highlight"]["fields"] == {"*": {}}
+
+
+def test_explicit_fields_and_no_text_means_match_all() -> None:
+    body = build_body(SearchRequest(text="x", fields=["merchant^2"]), FIELDS)
+    assert body["query"]["simple_query_string"]["fields"] == ["merchant^2"]
+    assert build_body(SearchRequest(), FIELDS)["query"] == {"match_all": {}}
+    with pytest.raises(InputError, match="--field needs a query text"):
+        build_body(SearchRequest(fields=["merchant"]), FIELDS)
+
+
+def test_filters_follow_the_mapping() -> None:
+    body = build_body(
+        SearchRequest(
+            text="x",
+            filters=["userId=3", "merchant=Mega Mart", "active=true", "merchant=Corner Bakery"],
+        ),
+        FIELDS,
+    )
+    filters = body["query"]["bool"]["filter"]
+    assert {"term": {"userId": 3}} in filters
+    assert {"term": {"active": True}} in filters
+    assert {"terms": {"merchant.keyword": ["Mega Mart", "Corner Bakery"]}} in filters
+
+
+def test_filters_on_unmapped_fields_guess_from_the_value() -> None:
+    body = build_body(SearchRequest(filters=["newField=2.5", "other=abc", "eq=a=b"]), FIELDS)
+    filters = body["query"]["bool"]["filter"]
+    assert {"term": {"newField": 2.5}} in filters
+    assert {"term": {"other.keyword": "abc"}} in filters
+    assert {"term": {"eq.keyword": "a=b"}} in filters  # only the first '=' separates
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("noequals", "expected FIELD=VALUE"),
+        ("=3", "expected FIELD=VALUE"),
+        ("userId=abc", "userId is a number field"),
+        ("active=yes", "boolean field"),
+        ("notes=x", "full-text only"),
+    ],
+)
+def test_bad_filters_are_input_errors(spec: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        build_body(SearchRequest(filters=[spec]), FIELDS)
+
+
+def test_sort_uses_keyword_subfields_and_validates_order() -> None:
+    body = build_body(SearchRequest(sort=["amount:desc", "merchant", "_score"]), FIELDS)
+    assert body["sort"][0] == {
+        "amount": {"order": "desc", "unmapped_type": "keyword", "missing": "_last"}
+    }
+    assert next(iter(body["sort"][1])) == "merchant.keyword"
+    assert body["sort"][2] == {"_score": {"order": "asc"}}
+    with pytest.raises(InputError, match="FIELD:asc or FIELD:desc"):
+        build_body(SearchRequest(sort=["amount:up"]), FIELDS)
+    with pytest.raises(InputError, match="cannot be sorted"):
+        build_body(SearchRequest(sort=["notes"]), FIELDS)
+
+
+def test_query_json_accepts_a_query_or_a_body() -> None:
+    bare = build_body(SearchRequest(query_json='{"match": {"merchant": "mega"}}'), FIELDS)
+    assert bare["query"] == {"match": {"merchant": "mega"}}
+    full = build_body(
+        SearchRequest(query_json='{"query": {"match_all": {}}, "size": 3}', filters=["userId=1"]),
+        FIELDS,
+    )
+    assert full["size"] == 3  # the raw body wins over --size's default
+    assert full["query"]["bool"]["must"] == [{"match_all": {}}]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("{nope", "malformed JSON"),
+        ("[1]", "expected a JSON object"),
+        ("{}", "expected a JSON object"),
+        ('{"query": {}, "bogus": 1}', "unknown search body key"),
+    ],
+)
+def test_query_json_is_validated(raw: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        build_body(SearchRequest(query_json=raw), FIELDS)
+
+
+def test_query_json_excludes_text() -> None:
+    with pytest.raises(InputError, match="either a query text or --query-json"):
+        build_body(SearchRequest(text="x", query_json='{"match_all": {}}'), FIELDS)
+
+
+def test_total_lower_bound_is_shown_with_a_greater_or_equal_sign() -> None:
+    response = {
+        "took": 4,
+        "hits": {
+            "total": {"value": 10000, "relation": "gte"},
+            "hits": [{"_id": "1", "_score": 1.5, "_source": {"a": 1}, "highlight": {"a": ["x"]}}],
+        },
+    }
+    result = parse_response(response, {})
+    assert result.total_text == "≥10000"
+    assert result.hits[0].to_json() == {"_id": "1", "_score": 1.5, "_source": {"a": 1}}
+    exact = parse_response({"took": 1, "hits": {"total": {"value": 3, "relation": "eq"}}}, {})
+    assert exact.total_text == "3"
+
+
+def test_endpoint_without_scheme_is_https() -> None:
+    assert endpoint_url("search-x.us-east-1.es.amazonaws.com") == (
+        "https://search-x.us-east-1.es.amazonaws.com"
+    )
+    assert endpoint_url("http://127.0.0.1:9200") == "http://127.0.0.1:9200"
