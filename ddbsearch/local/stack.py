@@ -395,6 +395,33 @@ def wait_for_mapping(
         time.sleep(0.05)
 
 
+def wait_until_idle(
+    stack: LocalStack, table: str, *, timeout: float = MAPPING_TIMEOUT_SECONDS
+) -> dict[str, Any]:
+    """Poll until the table's stream worker has delivered every write made before this call.
+
+    The worker reports ``caught_up_since``: nothing in flight or waiting for a
+    retry, and every shard read to its end by a GetRecords sent at that time;
+    once that is later than this call's start, everything written before the
+    call has been handed to the function. Returns the status (counters, checkpoints).
+    """
+    started = time.time()
+    deadline = time.monotonic() + timeout
+    while True:
+        status = stack.mapping_status(table) or {}
+        if (status.get("caught_up_since") or 0) > started:
+            return status
+        if not process_alive(stack.pid):
+            raise UnreachableError("the local stack is not running", hint=str(stack.root))
+        if time.monotonic() > deadline:
+            stats = status.get("stats") or {}
+            raise InfraError(
+                f"the local stream worker for {table} did not catch up in {timeout:.0f} s"
+                + (f" (last error: {stats['last_error']})" if stats.get("last_error") else "")
+            )
+        time.sleep(0.05)
+
+
 def deploy_table(
     stack: LocalStack,
     *,

@@ -106,7 +106,12 @@ class Supervisor:
                 },
             )
             log.info("ready: moto %s, osmem %s", self.moto.url, self.osmem.url)
-            while not self.stop.wait(0.2):
+            while not self.stop.wait(0.1):
+                if self.osmem.process.poll() is not None:
+                    # Without its search engine the stack is useless: stop, so that
+                    # commands say "not running" instead of failing obscurely.
+                    log.error("osmem-server exited (status %s)", self.osmem.process.returncode)
+                    return 1
                 self._sync_mappings()
                 self._write_statuses()
         except Exception:
@@ -218,11 +223,18 @@ class Supervisor:
             return
         stats = asdict(running.worker.stats)
         stats.pop("batch_sizes", None)
+        try:
+            caught_up_since = running.worker.caught_up_since()
+        except RuntimeError:  # the worker thread changed its shards meanwhile
+            caught_up_since = None
         write_json(
             self.root / "mappings" / f"{table}.status.json",
             {
                 "state": "Enabled" if running.worker.running else "Stopped",
                 "generation": running.generation,
+                "idle": caught_up_since is not None,
+                "caught_up_since": caught_up_since,
+                "updated_at": time.time(),
                 "stream_arn": running.worker.config.stream_arn,
                 "function_pid": running.function.pid,
                 "stats": stats,
@@ -234,7 +246,7 @@ class Supervisor:
 
     def _write_statuses(self) -> None:
         now = time.monotonic()
-        if now - self._last_status_write < 1.0:
+        if now - self._last_status_write < 0.2:
             return
         self._last_status_write = now
         for table in self.mappings:

@@ -200,6 +200,8 @@ class _Shard:
     pending: deque[_Batch] = field(default_factory=deque)
     exhausted: bool = False
     caught_up: bool = False
+    # Wall-clock time at which the last GetRecords that came back empty was sent.
+    caught_up_at: float | None = None
     first_buffered_at: float | None = None
     next_poll_at: float = 0.0
     next_attempt_at: float = 0.0
@@ -339,6 +341,21 @@ class StreamWorker:
             and not self._eligible_waiting()
         )
 
+    def caught_up_since(self) -> float | None:
+        """When idle: the wall-clock time since which every write is known to be delivered.
+
+        It is the send time of the oldest of the latest empty GetRecords calls, so
+        any record written before it has been delivered (or discarded). None when
+        not idle. Lets another process wait for "everything I wrote is processed".
+        """
+        shards = list(self._shards.values())
+        if not self._refreshed_at or not self.idle():
+            return None
+        times = [s.caught_up_at for s in shards if not s.exhausted]
+        if any(t is None for t in times):
+            return None
+        return min((t for t in times if t is not None), default=self._refreshed_at)
+
     def run_until_idle(self, timeout: float = 30.0) -> None:
         """Step until :meth:`idle` (for tests and benchmarks); raises TimeoutError."""
         deadline = time.monotonic() + timeout
@@ -384,7 +401,10 @@ class StreamWorker:
             if not start:
                 return
 
+    _refreshed_at = 0.0
+
     def _refresh_shards(self) -> None:
+        self._refreshed_at = time.time()
         self._all_shards = {s["ShardId"]: s.get("ParentShardId") for s in self._describe_shards()}
         self._known_ids = set(self._all_shards)
 
@@ -448,6 +468,7 @@ class StreamWorker:
         return iterator if isinstance(iterator, str) else None
 
     def _fetch(self, shard: _Shard) -> bool:
+        asked_at = time.time()
         try:
             if shard.iterator is None:
                 shard.iterator = self._iterator(shard)
@@ -470,9 +491,11 @@ class StreamWorker:
             shard.exhausted = True
         if not records:
             shard.caught_up = True
+            shard.caught_up_at = asked_at
             shard.next_poll_at = time.monotonic() + self.config.poll_interval_seconds
             return False
         shard.caught_up = False
+        shard.caught_up_at = None
         if shard.first_buffered_at is None:
             shard.first_buffered_at = time.monotonic()
         for raw in records:

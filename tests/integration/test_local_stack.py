@@ -22,6 +22,7 @@ from ddbsearch.local.stack import (
     running_stack,
     start_stack,
     stop_stack,
+    wait_until_idle,
 )
 from ddbsearch.search import SearchRequest, search
 from ddbsearch.targets import load_local_target, local_state_file, resolve_target, state_home
@@ -109,7 +110,9 @@ def test_a_restarted_worker_resumes_and_a_killed_supervisor_leaves_no_orphans(
 
     deploy()  # replaces the mapping: a new worker that must resume, not re-deliver
     ddb.put_item(TableName="Ruled", Item={"id": {"N": "2"}})
-    wait_for(lambda: seen_batches(seen) == [[1], [2]])
+    status = wait_until_idle(stack, "Ruled", timeout=15)
+    assert seen_batches(seen) == [[1], [2]]
+    assert status["stats"]["records_succeeded"] == 1
     function_pid = wait_for(lambda: (stack.mapping_status("Ruled") or {}).get("function_pid"))
 
     os.kill(stack.pid, signal.SIGKILL)

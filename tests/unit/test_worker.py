@@ -527,3 +527,21 @@ def test_worker_thread_starts_and_stops(one_shard: FakeStreams) -> None:
         worker.stop()
     assert function.batches == [[1]]
     assert not worker.running
+
+
+def test_caught_up_since_tells_when_every_earlier_write_was_delivered(
+    one_shard: FakeStreams,
+) -> None:
+    one_shard.put("shard-1", 1)
+    worker, _ = make(one_shard, FakeFunction())
+    assert worker.caught_up_since() is None  # nothing read yet
+    before = time.time()
+
+    worker.run_until_idle(timeout=5)
+
+    since = worker.caught_up_since()
+    assert since is not None
+    assert since >= before
+    one_shard.put("shard-1", 2)
+    worker.step()  # fetches and delivers 2, not yet caught up again
+    assert worker.caught_up_since() is None
