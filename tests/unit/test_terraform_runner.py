@@ -81,9 +81,12 @@ def test_runner_streams_progress_and_logs_everything(
     assert f"$ {FAKE} apply -input=false -no-color -auto-approve tfplan" in text
     assert "Apply complete!" in text
 
-    monkeypatch.setenv("FAKE_TERRAFORM_FAIL", "state list")
+    assert runner.state_list()[0] == "module.table.aws_dynamodb_table.this[0]"
+    failing = TerraformRunner(
+        work, binary=str(FAKE), log_path=log, env={"FAKE_TERRAFORM_FAIL": "state list"}
+    )
     with pytest.raises(InfraError, match=r"^terraform state list failed: creating OpenSearch"):
-        runner.state_list()
+        failing.state_list()
 
 
 def test_runner_reports_a_missing_binary(tmp_path: Path) -> None:
