@@ -549,3 +549,55 @@ def test_caught_up_since_tells_when_every_earlier_write_was_delivered(
         worker.step()
     assert function.batches == [[1], [2]]
     assert worker.caught_up_since() is None  # 2 delivered, but no empty read since
+
+
+def _shape(value: Any) -> Any:
+    """The structure of a JSON value: keys and value types, not values."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    return type(value).__name__
+
+
+def test_on_failure_record_has_the_shape_aws_sends(
+    one_shard: FakeStreams, load_event: Callable[[str], dict[str, Any]]
+) -> None:
+    one_shard.put("shard-1", 1)
+    worker, failures = make(one_shard, FakeFunction(raise_on(1)), maximum_retry_attempts=0)
+
+    worker.run_until_idle(timeout=5)
+
+    assert _shape(failures[0]) == _shape(load_event("esm_on_failure_ddb"))
+
+
+def test_records_from_get_records_get_the_lambda_event_shape(
+    load_event: Callable[[str], dict[str, Any]],
+) -> None:
+    from datetime import datetime, timezone
+
+    from ddbsearch.local.worker import lambda_record
+
+    reference = load_event("insert_modify_remove")["Records"][0]
+    # What boto3 returns from GetRecords: a datetime and decoded binary values.
+    raw = json.loads(json.dumps(reference))
+    del raw["eventSourceARN"]
+    raw["dynamodb"]["ApproximateCreationDateTime"] = datetime(
+        2026, 11, 27, 1, 2, 3, 900000, tzinfo=timezone.utc
+    )
+    raw["dynamodb"]["NewImage"]["blob"] = {"B": b"\x00\xff"}
+    raw["dynamodb"]["NewImage"]["blobs"] = {"BS": [b"\x01"]}
+
+    record = lambda_record(raw, STREAM_ARN)
+
+    assert _shape(record) == _shape({**reference, "eventSourceARN": STREAM_ARN}) | {
+        "dynamodb": _shape(reference["dynamodb"])
+        | {
+            "NewImage": _shape(reference["dynamodb"]["NewImage"])
+            | {"blob": {"B": "str"}, "blobs": {"BS": "list"}}
+        }
+    }
+    assert record["eventSourceARN"] == STREAM_ARN
+    assert (
+        record["dynamodb"]["ApproximateCreationDateTime"] == 1795741323
+    )  # whole seconds, rounded down
+    assert record["dynamodb"]["NewImage"]["blob"] == {"B": "AP8="}
+    assert record["dynamodb"]["NewImage"]["blobs"] == {"BS": ["AQ=="]}
