@@ -1,0 +1,251 @@
+"""`ddbsearch status` against the real emulators: the local worker's report, and the AWS
+path (Lambda event source mapping, CloudWatch metrics, SQS) served by moto."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+import uuid
+import zipfile
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import boto3
+import pytest
+from typer.testing import CliRunner
+
+from ddbsearch.backfill import run_backfill
+from ddbsearch.cli import app
+from ddbsearch.items import generate_transactions
+from ddbsearch.status import local_report_path
+from ddbsearch.targets import Target, local_state_file, save_aws_target, set_current
+
+pytestmark = pytest.mark.integration
+
+runner = CliRunner()
+
+
+def client(target: Target, service: str) -> Any:
+    return boto3.client(service, endpoint_url=target.aws_endpoint, region_name="us-east-1")
+
+
+def record(target: Target) -> None:
+    local_state_file().write_text(json.dumps({"target": target.to_json()}))
+
+
+def write_worker_report(target: Target, **overrides: Any) -> None:
+    """What the local stack's supervisor publishes for a running mapping."""
+    report = {
+        "state": "Enabled",
+        "stream_arn": "arn:aws:dynamodb:us-east-1:123456789012:table/x/stream/1",
+        "stats": {"invocations": 3, "function_errors": 0, "last_error": None},
+        **overrides,
+    }
+    path = local_report_path(target.table)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report))
+
+
+@pytest.fixture
+def healthy_local(ops_target: Callable[..., Target]) -> Target:
+    target = ops_target()
+    queue = client(target, "sqs").create_queue(QueueName=f"dlq-{uuid.uuid4().hex[:8]}")
+    target = target.with_overrides(dlq_url=queue["QueueUrl"])
+    record(target)
+    items = list(generate_transactions(25, seed=2))
+    client(target, "dynamodb").batch_write_item(
+        RequestItems={target.table: [{"PutRequest": {"Item": i}} for i in items]}
+    )
+    run_backfill(target)
+    from ddbsearch.core.transport import SearchTransport
+
+    SearchTransport(target.search_endpoint, sigv4=False).request(
+        "POST", f"/{target.index}/_refresh"
+    )
+    write_worker_report(target)
+    return target
+
+
+def test_healthy_local_pipeline(healthy_local: Target) -> None:
+    result = runner.invoke(app, ["status", "--json"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["healthy"] is True
+    assert report["reasons"] == []
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["stream"]["data"] == {"enabled": True, "view_type": "NEW_AND_OLD_IMAGES"}
+    assert checks["counts"]["state"] == "ok"
+    assert checks["counts"]["data"] == {"items": 25, "items_exact": True, "documents": 25}
+    assert "25 items (exact)" in checks["counts"]["summary"]
+    assert checks["dead-letter queue"]["summary"] == "empty"
+    assert checks["event source mapping"]["state"] == "ok"
+    assert checks["lag"]["state"] == "unknown"  # the local worker does not report it
+
+    human = runner.invoke(app, ["status"])
+    assert human.exit_code == 0, human.stderr
+    assert "healthy" in human.stderr
+    assert "dead-letter queue" in human.stderr
+    assert human.stdout == ""
+
+
+def test_degraded_pipeline_lists_every_reason_and_exits_9(healthy_local: Target) -> None:
+    target = healthy_local
+    assert target.dlq_url is not None
+    client(target, "sqs").send_message(QueueUrl=target.dlq_url, MessageBody="{}")
+    # one more item than documents: a warning, not a failure (written before the
+    # stream is disabled: moto cannot write to a table whose stream was turned off)
+    client(target, "dynamodb").put_item(
+        TableName=target.table, Item={"userId": {"N": "1"}, "transactionId": {"S": "extra"}}
+    )
+    client(target, "dynamodb").update_table(
+        TableName=target.table, StreamSpecification={"StreamEnabled": False}
+    )
+    # the worker stopped reporting 60 s ago
+    path = local_report_path(target.table)
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    result = runner.invoke(app, ["status", "--json"])
+    assert result.exit_code == 9
+    report = json.loads(result.stdout)
+    assert report["healthy"] is False
+    reasons = " | ".join(report["reasons"])
+    assert "stream: the table's stream is disabled" in reasons
+    assert "dead-letter queue: 1 record(s) could not be indexed" in reasons
+    assert "event source mapping: the local stream worker has not reported" in reasons
+    counts = next(c for c in report["checks"] if c["name"] == "counts")
+    assert counts["state"] == "warn"
+    assert "26 items (exact), 25 documents" in counts["summary"]
+    assert result.stderr.startswith("error: pipeline unhealthy: stream: the table's stream")
+    assert result.stderr.count("\n") == 1
+
+
+def test_missing_index_and_missing_worker_are_failures(ops_target: Callable[..., Target]) -> None:
+    ops_target(index=False)
+    result = runner.invoke(app, ["status", "--json"])
+    assert result.exit_code == 9
+    report = json.loads(result.stdout)
+    reasons = " | ".join(report["reasons"])
+    assert "index: index 'tx" in reasons
+    assert "does not exist" in reasons
+    assert "no stream worker reports" in reasons
+
+
+def test_unreachable_search_endpoint_is_reported_not_raised(healthy_local: Target) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = runner.invoke(app, ["status", "--json", "--endpoint", f"http://127.0.0.1:{port}"])
+    assert result.exit_code == 9
+    reasons = json.loads(result.stdout)["reasons"]
+    assert any(r.startswith("index: ") and "cannot reach" in r for r in reasons)
+
+
+def test_nothing_deployed_is_exit_4() -> None:
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 4
+
+
+# --------------------------------------------------------------------------- AWS path
+
+
+@pytest.fixture
+def aws_target(ops_target: Callable[..., Target]) -> Target:
+    """An AWS-kind target whose APIs (Lambda, CloudWatch, SQS) are served by moto."""
+    local = ops_target()
+    ddb = client(local, "dynamodb")
+    stream_arn = ddb.describe_table(TableName=local.table)["Table"]["LatestStreamArn"]
+    iam = client(local, "iam")
+    role_name = f"r-{uuid.uuid4().hex[:8]}"
+    role = iam.create_role(
+        RoleName=role_name,
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("handler.py", "def handler(event, context):\n    return {}\n")
+    lam = client(local, "lambda")
+    function = f"fn-{uuid.uuid4().hex[:8]}"
+    lam.create_function(
+        FunctionName=function,
+        Runtime="python3.12",
+        Role=role,
+        Handler="handler.handler",
+        Code={"ZipFile": buf.getvalue()},
+    )
+    esm = lam.create_event_source_mapping(
+        EventSourceArn=stream_arn, FunctionName=function, StartingPosition="TRIM_HORIZON"
+    )
+    queue = client(local, "sqs").create_queue(QueueName=f"dlq-{uuid.uuid4().hex[:8]}")
+    target = Target(
+        **{
+            **local.to_json(),
+            "kind": "aws",
+            "name": "moto-stack",
+            "function_name": function,
+            "event_source_mapping_uuid": esm["UUID"],
+            "dlq_url": queue["QueueUrl"],
+        }
+    )
+    save_aws_target(target)
+    set_current("aws", "moto-stack")
+    return target
+
+
+def put_metric(target: Target, name: str, value: float) -> None:
+    client(target, "cloudwatch").put_metric_data(
+        Namespace="AWS/Lambda",
+        MetricData=[
+            {
+                "MetricName": name,
+                "Dimensions": [{"Name": "FunctionName", "Value": target.function_name}],
+                "Value": value,
+                "Timestamp": datetime.now(timezone.utc),
+            }
+        ],
+    )
+
+
+def test_aws_path_healthy_then_lagging_with_errors_and_a_disabled_mapping(
+    aws_target: Target,
+) -> None:
+    result = runner.invoke(app, ["status", "--json"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["event source mapping"]["state"] == "ok"
+    assert checks["event source mapping"]["data"]["state"] == "Enabled"
+    assert checks["lag"]["summary"] == "no records in the last 5 minutes (idle)"
+    assert checks["handler errors"]["state"] == "ok"
+    assert checks["counts"]["data"]["items_exact"] is False
+    assert "approximate" in checks["counts"]["summary"]
+
+    put_metric(aws_target, "IteratorAge", 400_000)  # 400 s behind
+    put_metric(aws_target, "Errors", 3)
+    client(aws_target, "lambda").update_event_source_mapping(
+        UUID=aws_target.event_source_mapping_uuid, Enabled=False
+    )
+    result = runner.invoke(app, ["status", "--json"])
+    assert result.exit_code == 9
+    reasons = json.loads(result.stdout)["reasons"]
+    assert "lag: iterator age 400.0 s (max over 5 min)" in reasons
+    assert "handler errors: 3 invocation error(s) in the last hour" in reasons
+    assert any(r.startswith("event source mapping: Disabled") for r in reasons)
+    # a larger lag budget clears the lag reason only
+    result = runner.invoke(app, ["status", "--json", "--max-lag", "600"])
+    reasons = json.loads(result.stdout)["reasons"]
+    assert not any(r.startswith("lag:") for r in reasons)
