@@ -353,7 +353,10 @@ def destroy(
 
         with _progress("stopping the local stack") as progress:
             stopped = destroy_local(on_progress=progress)
-        console.info("[green]local stack stopped[/]" if stopped else "no local stack was running")
+        if stopped:
+            console.info("[green]destroyed[/] the local stack: no process or port is left")
+        else:
+            console.info("no local stack was running")
         return
 
     from ddbsearch import infra
