@@ -280,6 +280,12 @@ class LocalFunction:
         return InvokeResult(request_id, duration, payload=reply.get("result"))
 
     def close(self) -> None:
+        """Stop the execution environment; an invocation in flight ends as a function error."""
+        proc = self._proc
+        if proc is not None and self._lock.locked():
+            # Do not wait for a long invocation to finish: end it now.
+            with contextlib.suppress(OSError):
+                proc.kill()
         with self._lock:
             self._kill(grace=2.0)
             if self._log_file is not None:

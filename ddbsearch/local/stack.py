@@ -14,7 +14,7 @@ Files under the root::
     function.zip                    the zip ``ddbsearch package`` builds, as deployed
     mappings/<table>.json           one event source mapping (what deploy asked for)
     mappings/<table>.status.json    its state and counters (what the supervisor reports)
-    checkpoints/<table>.json        per-shard checkpoints of that mapping
+    checkpoints/<table>-<stream>.json  per-shard checkpoints of that mapping (per stream)
     logs/<table>.function.log       what the function printed (its "CloudWatch" log)
 
 The same functions with an explicit ``root`` give tests, benchmarks and
@@ -221,14 +221,29 @@ def start_stack(
     timeout: float = START_TIMEOUT_SECONDS,
     on_progress: Progress = None,
 ) -> LocalStack:
-    """Start the supervisor for ``root`` unless one runs already; wait until it is ready."""
+    """Start the supervisor for ``root`` unless one runs already; wait until it is ready.
+
+    Concurrent callers (two ``deploy --local`` at once) serialize on a lock file,
+    so that one stack is started and both get it.
+    """
     root = root or default_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / "start.lock").open("a") as lock:
+        try:
+            import fcntl
+
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except ImportError:  # pragma: no cover - Windows: no lock, still works for one user
+            pass
+        return _start_locked(root, timeout=timeout, on_progress=on_progress)
+
+
+def _start_locked(root: Path, *, timeout: float, on_progress: Progress) -> LocalStack:
     existing = running_stack(root)
     if existing is not None:
         _say(on_progress, f"local stack already running (pid {existing.pid})")
         return existing
     check_prerequisites()
-    root.mkdir(parents=True, exist_ok=True)
     (root / "stack.json").unlink(missing_ok=True)  # stale: its supervisor is gone
     # A new stack has new, empty emulators: old mappings and checkpoints are meaningless.
     for sub in ("mappings", "checkpoints"):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -63,6 +64,10 @@ def local_client(service: str, endpoint: str) -> Any:
         aws_secret_access_key="local",  # noqa: S106 - the emulator accepts anything
         config=Config(retries={"mode": "standard", "max_attempts": 3}),
     )
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -184,7 +189,11 @@ class Supervisor:
                 config,
                 local_client("dynamodbstreams", self.moto.url),
                 function,
-                checkpoints=CheckpointStore(self.root / "checkpoints" / f"{table}.json"),
+                # Keyed by stream too: a re-created table has a new stream whose shard
+                # ids moto may repeat, and old checkpoints must not apply to it.
+                checkpoints=CheckpointStore(
+                    self.root / "checkpoints" / f"{table}-{_digest(spec['stream_arn'])}.json"
+                ),
                 on_failure=(
                     sqs_destination(local_client("sqs", self.moto.url), on_failure)
                     if on_failure

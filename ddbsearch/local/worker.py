@@ -320,7 +320,8 @@ class StreamWorker:
             except Exception as exc:  # keep polling, like the managed poller does
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("stream worker step failed: %s", self.stats.last_error)
-                busy = False
+                self._stop.wait(max(self._idle_wait(), 0.5))  # no hot loop on a persistent error
+                continue
             if not busy:
                 self._stop.wait(self._idle_wait())
 

@@ -137,3 +137,16 @@ def test_a_start_failure_is_reported_with_its_reason(
         start_stack(tmp_path / "stack", timeout=30)
     assert time.monotonic() - started < 30
     assert running_stack(tmp_path / "stack") is None
+
+
+def test_concurrent_starts_share_one_stack(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = tmp_path / "stack"
+    with ThreadPoolExecutor(2) as pool:
+        stacks = list(pool.map(lambda _: start_stack(root), range(2)))
+    try:
+        assert stacks[0] == stacks[1]
+    finally:
+        assert stop_stack(root) is True
+    assert not process_alive(stacks[0].pid)
