@@ -261,6 +261,22 @@ def _start_locked(root: Path, *, timeout: float, on_progress: Progress) -> Local
             close_fds=True,
         )
     _children[proc.pid] = proc
+    try:
+        return _wait_ready(root, proc, log_path, timeout=timeout, on_progress=on_progress)
+    except BaseException:
+        # Not ready in time, or Ctrl-C while waiting: leave nothing half-started.
+        _kill_group(proc.pid)
+        raise
+
+
+def _wait_ready(
+    root: Path,
+    proc: subprocess.Popen[bytes],
+    log_path: Path,
+    *,
+    timeout: float,
+    on_progress: Progress,
+) -> LocalStack:
     deadline = time.monotonic() + timeout
     while True:
         stack = running_stack(root)
@@ -271,14 +287,12 @@ def _start_locked(root: Path, *, timeout: float, on_progress: Progress) -> Local
             )
             return stack
         if proc.poll() is not None:
-            _children.pop(proc.pid, None)
             raise UnreachableError(
                 f"the local stack exited during start-up (status {proc.returncode}): "
                 f"{_log_tail(log_path) or 'no log output'}",
                 hint=f"see {log_path}",
             )
         if time.monotonic() > deadline:
-            _kill_group(proc.pid)
             raise UnreachableError(
                 f"the local stack did not become ready within {timeout:.0f} s",
                 hint=f"see {log_path}",

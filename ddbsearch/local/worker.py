@@ -8,7 +8,7 @@ Terraform creates (defaults from :mod:`ddbsearch.defaults`):
 * **Shards.** Shards are discovered with DescribeStream (paginated) and
   re-discovered periodically and whenever a shard ends; a child shard is read
   only after its parent has been read to its end, so per-key order holds
-  across shard rollovers. Reading starts at ``TRIM_HORIZON``.
+  across shard rollovers. Reading starts at ``TRIM_HORIZON`` (configurable).
 * **Checkpoints.** One per shard, kept in a JSON file (atomic writes), so a
   restarted worker resumes after the last sequence number it finished.
 * **Batches.** Up to ``batch_size`` records, waiting up to
@@ -22,6 +22,8 @@ Terraform creates (defaults from :mod:`ddbsearch.defaults`):
   the whole batch a failure. With bisect on, "the batch is bisected at the
   returned sequence number and Lambda retries only the remaining records".
   Source: docs.aws.amazon.com/lambda/latest/dg/services-ddb-batchfailurereporting.html
+  (Here the retry carries exactly the remaining records; AWS may top the batch
+  up with newer records, which changes batch sizes but not outcomes.)
 * **Function errors** (the handler raised, timed out, crashed, or its module
   did not import): the whole batch failed. With ``BisectBatchOnFunctionError``
   a failed batch of two or more records is split in two and the halves are
@@ -108,6 +110,7 @@ class MappingConfig:
     maximum_record_age_seconds: float = defaults.MAXIMUM_RECORD_AGE_SECONDS
     bisect_batch_on_function_error: bool = defaults.BISECT_BATCH_ON_FUNCTION_ERROR
     report_batch_item_failures: bool = True
+    starting_position: str = defaults.STARTING_POSITION  # TRIM_HORIZON or LATEST
     payload_limit_bytes: int = defaults.LAMBDA_PAYLOAD_LIMIT_BYTES
     # Lambda polls each shard four times a second when it has nothing to do.
     poll_interval_seconds: float = 0.25
@@ -461,7 +464,7 @@ class StreamWorker:
         after = shard.fetched_until or self.checkpoints.sequence(shard.shard_id)
         kwargs: dict[str, Any] = {"StreamArn": self.config.stream_arn, "ShardId": shard.shard_id}
         if after is None:
-            kwargs["ShardIteratorType"] = "TRIM_HORIZON"
+            kwargs["ShardIteratorType"] = self.config.starting_position
         else:
             kwargs["ShardIteratorType"] = "AFTER_SEQUENCE_NUMBER"
             kwargs["SequenceNumber"] = after

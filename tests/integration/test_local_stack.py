@@ -150,3 +150,56 @@ def test_concurrent_starts_share_one_stack(tmp_path: Path) -> None:
     finally:
         assert stop_stack(root) is True
     assert not process_alive(stacks[0].pid)
+
+
+def _supervisors_for(root: Path) -> list[int]:
+    """Live supervisor processes serving ``root`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            ours = b"ddbsearch.local.supervisor" in cmdline and str(root).encode() in cmdline
+            if ours and process_alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+def test_ctrl_c_while_starting_leaves_nothing_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ddbsearch.local.stack as stack_module
+
+    root = tmp_path / "stack"
+    real = stack_module.running_stack
+    calls = {"n": 0}
+
+    def interrupted(r: Path | None = None) -> object:
+        calls["n"] += 1
+        if calls["n"] > 2:  # the supervisor has been spawned and we are waiting for it
+            raise KeyboardInterrupt
+        return real(r)
+
+    monkeypatch.setattr(stack_module, "running_stack", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        start_stack(root)
+    monkeypatch.undo()
+    wait_for(lambda: not _supervisors_for(root))
+
+
+def test_the_demo_tears_its_stack_down_when_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ddbsearch.local.demo as demo
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "deploy_table", interrupted)
+    root = tmp_path / "demo"
+    with pytest.raises(KeyboardInterrupt):
+        demo.run_demo(root=root)
+    assert running_stack(root) is None
+    assert not _supervisors_for(root)
