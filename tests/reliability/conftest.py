@@ -1,0 +1,367 @@
+"""The fault-injection harness: a whole pipeline on the session emulators.
+
+``pipeline()`` builds, per test (or per hypothesis example): a moto table with a
+NEW_AND_OLD_IMAGES stream, an SQS dead-letter queue, an index made by
+``ensure_index``, a :class:`FaultProxy` in front of osmem, the built Lambda zip
+running in a :class:`LocalFunction` (a clean child process) and a
+:class:`StreamWorker` with an on-disk checkpoint file. Everything it makes is torn
+down after the test. The suite's numbers (operations, faults by kind, documents
+compared, mismatches) accumulate in :data:`RUN_STATS` and are written to
+``<pytest basetemp>/reliability-stats.json`` and printed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from ddbsearch.core.template import ensure_index
+from ddbsearch.core.transport import SearchTransport
+from ddbsearch.local import oracle
+from ddbsearch.local.faultproxy import FaultProxy
+from ddbsearch.local.runtime import FunctionConfig, LocalFunction
+from ddbsearch.local.worker import CheckpointStore, MappingConfig, StreamWorker
+from ddbsearch.packaging import build_lambda_zip
+
+# Totals over the whole run, written out by pytest_terminal_summary below.
+RUN_STATS: dict[str, Any] = {
+    "tests": Counter(),
+    "operations": Counter(),
+    "faults": Counter(),
+    "stream_records": 0,
+    "invocations": 0,
+    "function_errors": 0,
+    "documents_compared": 0,
+    "comparisons": 0,
+    "mismatches": 0,
+    "dead_letters_expected": 0,
+    "dead_letters_found": 0,
+    "dead_letters_distinct": 0,
+    "records_discarded": 0,
+}
+_STATS_FILE: list[Path] = []
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@dataclass
+class Pipeline:
+    """One table -> stream -> worker -> zip -> proxy -> index pipeline, plus its DLQ."""
+
+    tmp: Path
+    zip_path: Path
+    moto: str
+    osmem: str
+    ddb: Any
+    sqs: Any
+    streams: Any
+    table: str
+    index: str
+    key_names: list[str]
+    stream_arn: str
+    dlq_url: str
+    proxy: FaultProxy
+    upstream: FaultProxy  # fault-free, between the proxy and osmem: counts what arrives
+    function: LocalFunction
+    batch_size: int
+    log_path: Path
+    checkpoint_path: Path
+    worker: StreamWorker = field(init=False)
+    search: SearchTransport = field(init=False)
+    worker_log: _Capture = field(default_factory=_Capture)
+    discarded: list[dict[str, Any]] = field(default_factory=list)
+    workers_started: int = 0
+    closed: bool = False
+    stats: dict[str, Any] = field(default_factory=lambda: RUN_STATS)
+
+    def __post_init__(self) -> None:
+        self.search = SearchTransport(self.osmem, sigv4=False)
+        self.worker = self.new_worker(CheckpointStore(self.checkpoint_path))
+
+    # ------------------------------------------------------------------ workers
+
+    def new_worker(self, checkpoints: CheckpointStore) -> StreamWorker:
+        self.workers_started += 1
+        return StreamWorker(
+            MappingConfig(
+                stream_arn=self.stream_arn,
+                batch_size=self.batch_size,
+                poll_interval_seconds=0.05,
+                retry_backoff_seconds=0.02,
+                retry_backoff_max_seconds=0.3,
+            ),
+            self.streams,
+            self.function,
+            checkpoints=checkpoints,
+            on_failure=self.discarded.append,
+        )
+
+    def restart_worker(self) -> None:
+        """Abandon the worker (whatever it had buffered) and resume from the checkpoint file."""
+        self._retire(self.worker)
+        self.worker = self.new_worker(CheckpointStore(self.checkpoint_path))
+
+    def replay(self, timeout: float = 60.0) -> None:
+        """Deliver the whole stream again from TRIM_HORIZON (a fresh checkpoint store)."""
+        replayer = self.new_worker(CheckpointStore())
+        replayer.run_until_idle(timeout=timeout)
+        self._retire(replayer)
+
+    def drain(self, timeout: float = 60.0) -> None:
+        self.worker.run_until_idle(timeout=timeout)
+
+    def step_for(self, seconds: float) -> None:
+        """Let the worker work for about this long (it may block inside an invocation)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if not self.worker.step():
+                time.sleep(0.01)
+
+    def _retire(self, worker: StreamWorker) -> None:
+        RUN_STATS["invocations"] += worker.stats.invocations
+        RUN_STATS["function_errors"] += worker.stats.function_errors
+        RUN_STATS["records_discarded"] += worker.stats.records_discarded
+
+    # ------------------------------------------------------------------ faults
+
+    def kill_function_during_next_bulk(self, hold_seconds: float = 0.6) -> threading.Thread:
+        """SIGKILL the function's process while the proxy holds its next ``_bulk``.
+
+        The held request still reaches the index afterwards (a late write from a
+        dead invocation, as a real network can deliver it). Returns the killer thread.
+        """
+        self.proxy.delay_next(hold_seconds)
+
+        def kill() -> None:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                pid = self.function.pid
+                if self.proxy.pending == 0 and pid is not None:
+                    try:
+                        import os
+
+                        os.kill(pid, signal.SIGKILL)
+                        RUN_STATS["faults"]["function_killed"] += 1
+                    except ProcessLookupError:
+                        pass
+                    return
+                time.sleep(0.005)
+
+        thread = threading.Thread(target=kill, daemon=True)
+        thread.start()
+        return thread
+
+    def wait_for_upstream(self, requests: int, timeout: float = 30.0) -> None:
+        """Poll until ``requests`` requests have reached osmem (late writes included)."""
+        deadline = time.monotonic() + timeout
+        while self.upstream.stats.requests < requests:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the held request never reached the index")
+            time.sleep(0.01)
+
+    # ------------------------------------------------------------------ checks
+
+    def index_documents(self) -> dict[str, dict[str, Any]]:
+        return oracle.index_documents(self.search, self.index)
+
+    def diff(self, exclude: set[str] | frozenset[str] = frozenset()) -> oracle.IndexDiff:
+        result = oracle.diff_index(self.ddb, self.table, self.search, self.index, exclude=exclude)
+        RUN_STATS["comparisons"] += 1
+        RUN_STATS["documents_compared"] += result.compared
+        RUN_STATS["mismatches"] += result.mismatches
+        return result
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """Every message in the dead-letter queue (left in the queue, visible again)."""
+        bodies: list[dict[str, Any]] = []
+        handles: list[str] = []
+        while True:
+            got = self.sqs.receive_message(
+                QueueUrl=self.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=60
+            ).get("Messages", [])
+            if not got:
+                break
+            for message in got:
+                bodies.append(json.loads(message["Body"]))
+                handles.append(message["ReceiptHandle"])
+        for start in range(0, len(handles), 10):
+            self.sqs.change_message_visibility_batch(
+                QueueUrl=self.dlq_url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                    for n, h in enumerate(handles[start : start + 10])
+                ],
+            )
+        return bodies
+
+    def function_log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8") if self.log_path.exists() else ""
+
+    def target(self) -> Any:
+        from ddbsearch.targets import Target
+
+        return Target(
+            kind="local",
+            name="reliability",
+            region="us-east-1",
+            table=self.table,
+            index=self.index,
+            search_endpoint=self.proxy.url,
+            aws_endpoint=self.moto,
+            dlq_url=self.dlq_url,
+            sigv4=False,
+        )
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for kind, n in self.proxy.stats.faults.items():
+            RUN_STATS["faults"][f"proxy_{kind}"] += n
+        self._retire(self.worker)
+        self.function.close()
+        self.proxy.stop()
+        self.upstream.stop()
+        self.ddb.delete_table(TableName=self.table)
+        self.sqs.delete_queue(QueueUrl=self.dlq_url)
+        self.search.request("DELETE", f"/{self.index}")
+
+
+@pytest.fixture(scope="session")
+def indexer_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_lambda_zip(tmp_path_factory.mktemp("zip") / "indexer.zip")
+
+
+@pytest.fixture
+def pipeline(
+    moto_endpoint: str,
+    osmem_base: str,
+    indexer_zip: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Any]:
+    """Factory: ``pipeline(sort_key="N", batch_size=10, timeout=5.0, mapping=None)``."""
+    made: list[Pipeline] = []
+    worker_logger = logging.getLogger("ddbsearch.local.worker")
+
+    def make(
+        *,
+        sort_key: str | None = "N",
+        batch_size: int = 10,
+        timeout: float = 5.0,
+        mapping: dict[str, Any] | None = None,
+        index_settings: dict[str, Any] | None = None,
+        proxy_prefix: str = "/_bulk",
+    ) -> Pipeline:
+        tmp = tmp_path_factory.mktemp("pipeline")
+        ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint)
+        sqs = boto3.client("sqs", endpoint_url=moto_endpoint)
+        suffix = uuid.uuid4().hex[:10]
+        table, index = f"R{suffix}", f"r{suffix}"
+        keys = [("pk", "S")] + ([("sk", sort_key)] if sort_key else [])
+        desc = ddb.create_table(
+            TableName=table,
+            KeySchema=[
+                {"AttributeName": n, "KeyType": "HASH" if i == 0 else "RANGE"}
+                for i, (n, _) in enumerate(keys)
+            ],
+            AttributeDefinitions=[{"AttributeName": n, "AttributeType": t} for n, t in keys],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )["TableDescription"]
+        dlq_url = sqs.create_queue(QueueName=f"dlq-{suffix}")["QueueUrl"]
+        search = SearchTransport(osmem_base, sigv4=False)
+        if index_settings is not None:
+            # An index made by someone else, with other limits: ensure_index keeps it.
+            created = search.json("PUT", f"/{index}", {"settings": index_settings})
+            assert created.status < 300, created.body
+        ensure_index(search, index)
+        if mapping is not None:
+            put = search.json("PUT", f"/{index}/_mapping", {"properties": mapping})
+            assert put.status < 300, put.body
+        upstream = FaultProxy(osmem_base, path_prefix="/never").start()
+        proxy = FaultProxy(upstream.url, path_prefix=proxy_prefix).start()
+        log_path = tmp / "function.log"
+        function = LocalFunction(
+            FunctionConfig(
+                zip_path=indexer_zip,
+                timeout_seconds=timeout,
+                environment={
+                    "OPENSEARCH_ENDPOINT": proxy.url,
+                    "INDEX_NAME": index,
+                    "DLQ_URL": dlq_url,
+                    "OPENSEARCH_AUTH": "none",
+                    "AWS_ENDPOINT_URL": moto_endpoint,
+                },
+            ),
+            work_dir=tmp / "fn",
+            log_path=log_path,
+        )
+        p = Pipeline(
+            tmp=tmp,
+            zip_path=indexer_zip,
+            moto=moto_endpoint,
+            osmem=osmem_base,
+            ddb=ddb,
+            sqs=sqs,
+            streams=boto3.client("dynamodbstreams", endpoint_url=moto_endpoint),
+            table=table,
+            index=index,
+            key_names=[n for n, _ in keys],
+            stream_arn=desc["LatestStreamArn"],
+            dlq_url=dlq_url,
+            proxy=proxy,
+            upstream=upstream,
+            function=function,
+            batch_size=batch_size,
+            log_path=log_path,
+            checkpoint_path=tmp / "checkpoints.json",
+        )
+        worker_logger.addHandler(p.worker_log)
+        made.append(p)
+        return p
+
+    old_level = worker_logger.level
+    worker_logger.setLevel(logging.DEBUG)
+    try:
+        yield make
+    finally:
+        worker_logger.setLevel(old_level)
+        for p in made:
+            worker_logger.removeHandler(p.worker_log)
+            p.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stats_file(tmp_path_factory: pytest.TempPathFactory) -> None:
+    _STATS_FILE[:] = [tmp_path_factory.getbasetemp() / "reliability-stats.json"]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _STATS_FILE or not RUN_STATS["tests"]:
+        return
+    out = {k: (dict(v) if isinstance(v, Counter) else v) for k, v in RUN_STATS.items()}
+    out["operations_total"] = sum(RUN_STATS["operations"].values())
+    out["faults_total"] = sum(RUN_STATS["faults"].values())
+    _STATS_FILE[0].write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
+    terminalreporter.section("reliability numbers")
+    terminalreporter.write_line(f"written to {_STATS_FILE[0]}")
+    terminalreporter.write_line(json.dumps(out, sort_keys=True))
