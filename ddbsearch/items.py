@@ -402,15 +402,18 @@ def generate_transactions(
 ) -> Iterator[Item]:
     """``count`` realistic card transactions for the reference table (UsersTransactions).
 
-    ``transactionId`` is unique (a UUID); ``userId`` repeats across a pool of users so
-    that per-user queries return several rows. If ``table`` is keyed on attributes the
-    transaction does not have, unique values of the right type are added for them.
+    The reference table is keyed on ``userId`` (N) and ``transactionId`` (N).
+    ``transactionId`` is unique; ``userId`` repeats across a pool of users so that
+    per-user queries return several rows. For a ``table`` keyed differently, key
+    attributes are converted to the table's types (a string ``transactionId`` is a
+    UUID) and key attributes a transaction does not have get unique values.
     """
     rng = random.Random(seed)  # noqa: S311 - demo data, not security
     now = now or datetime.now(timezone.utc)
     pool = users or max(5, count // 20)
     accounts: dict[int, str] = {}
-    extra_keys = [k for k in (table.keys if table else ()) if k.name not in _GENERATED_FIELDS]
+    key_types = {k.name: k.type for k in (table.keys if table else ())}
+    used_ids: set[int] = set()
     for _ in range(count):
         user = rng.randint(1, pool)
         account = accounts.setdefault(user, f"ACC-{rng.randrange(10**8):08d}")
@@ -419,11 +422,14 @@ def generate_transactions(
         amount = Decimal(rng.randrange(100, 50_000)) / 100
         if rng.random() < 0.05:
             amount = -amount  # refunds
-        tx_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        tx_id = rng.randrange(10**11, 10**12)
+        while tx_id in used_ids:
+            tx_id = rng.randrange(10**11, 10**12)
+        used_ids.add(tx_id)
         description = f"{rng.choice(_ADJECTIVES).capitalize()} {rng.choice(_WHAT)} at {merchant}"
         item: Item = {
             "userId": {"N": str(user)},
-            "transactionId": {"S": tx_id},
+            "transactionId": {"N": str(tx_id)},
             "accountId": {"S": account},
             "amount": {"N": str(amount)},
             "currency": {"S": rng.choice(_CURRENCIES)},
@@ -434,9 +440,24 @@ def generate_transactions(
             "createdAt": {"S": when.strftime("%Y-%m-%dT%H:%M:%SZ")},
             "createdAtEpoch": {"N": str(int(when.timestamp()))},
         }
-        for key in extra_keys:
-            item[key.name] = _unique_value(key.type, rng)
+        for name, kind in key_types.items():
+            current = item.get(name)
+            if current is None:
+                item[name] = _unique_value(kind, rng)
+            elif next(iter(current)) != kind:
+                item[name] = _as_key_type(name, current, kind, rng)
         yield item
+
+
+def _as_key_type(name: str, value: AttributeValue, kind: str, rng: random.Random) -> AttributeValue:
+    """A generated attribute converted to the table's key type, keeping it unique."""
+    if name == "transactionId" and kind == "S":
+        return {"S": str(uuid.UUID(int=rng.getrandbits(128), version=4))}
+    if kind == "S":
+        return {"S": str(next(iter(value.values())))}
+    if kind == "B":
+        return {"B": str(next(iter(value.values()))).encode()}
+    return _unique_value("N", rng)  # a generated string attribute used as a number key
 
 
 _GENERATED_FIELDS = frozenset(

@@ -31,6 +31,7 @@ pytestmark = pytest.mark.integration
 
 runner = CliRunner()
 KEYS = ["userId", "transactionId"]
+REFERENCE_KEYS = (("userId", "N"), ("transactionId", "N"))  # as deploy creates it
 
 
 def ddb(target: Target) -> Any:
@@ -80,7 +81,7 @@ def stream_apply(target: Target, event: str, keys: dict[str, Any], image: Any = 
 def test_backfill_indexes_every_row_and_a_second_run_changes_nothing(
     ops_target: Callable[..., Target],
 ) -> None:
-    target = ops_target()
+    target = ops_target(REFERENCE_KEYS)
     items = fill(target, 300)
     result = runner.invoke(app, ["backfill", "--segments", "4", "--json"])
     assert result.exit_code == 0, result.stderr
@@ -104,7 +105,7 @@ def test_backfill_indexes_every_row_and_a_second_run_changes_nothing(
 
 
 def test_human_summary_on_stderr(ops_target: Callable[..., Target]) -> None:
-    target = ops_target()
+    target = ops_target(REFERENCE_KEYS)
     fill(target, 30)
     result = runner.invoke(app, ["backfill"])
     assert result.exit_code == 0, result.stderr
@@ -118,7 +119,7 @@ def test_newer_stream_writes_win_and_deleted_items_stay_deleted(
     ops_target: Callable[..., Target],
 ) -> None:
     """Change the table and index the stream's version between a page's read and its indexing."""
-    target = ops_target()
+    target = ops_target(REFERENCE_KEYS)
     fill(target, 200)
     client = ddb(target)
     touched: dict[str, Any] = {}
@@ -155,7 +156,7 @@ def test_newer_stream_writes_win_and_deleted_items_stay_deleted(
 
 
 def test_resume_skips_finished_segments(ops_target: Callable[..., Target]) -> None:
-    target = ops_target()
+    target = ops_target(REFERENCE_KEYS)
     fill(target, 200)
     stop = threading.Event()
     segment0_done = threading.Event()
@@ -192,7 +193,7 @@ def test_resume_skips_finished_segments(ops_target: Callable[..., Target]) -> No
 def test_resume_with_other_segments_is_refused_and_without_resume_starts_fresh(
     ops_target: Callable[..., Target],
 ) -> None:
-    target = ops_target()
+    target = ops_target(REFERENCE_KEYS)
     fill(target, 40)
     stop = threading.Event()
     stop.set()  # stops before the first page: a checkpoint with nothing done
@@ -209,11 +210,11 @@ def test_resume_with_other_segments_is_refused_and_without_resume_starts_fresh(
 def test_rows_that_cannot_be_indexed_are_reported_with_reasons_and_exit_10(
     ops_target: Callable[..., Target],
 ) -> None:
-    target = ops_target()
+    target = ops_target(REFERENCE_KEYS)
     fill(target, 20)
     ddb(target).put_item(
         TableName=target.table,
-        Item={"userId": {"N": "1"}, "transactionId": {"S": "bad"}, "_id": {"S": "x"}},
+        Item={"userId": {"N": "1"}, "transactionId": {"N": "1"}, "_id": {"S": "x"}},
     )
     result = runner.invoke(app, ["backfill", "--json"])
     assert result.exit_code == 10
@@ -225,7 +226,7 @@ def test_rows_that_cannot_be_indexed_are_reported_with_reasons_and_exit_10(
 
 
 def test_read_budget_paces_the_scan(ops_target: Callable[..., Target]) -> None:
-    target = ops_target()
+    target = ops_target(REFERENCE_KEYS)
     fill(target, 30)
     started = time.monotonic()
     summary = run_backfill(target, max_rcu=5, page_size=3)
@@ -237,7 +238,7 @@ def test_read_budget_paces_the_scan(ops_target: Callable[..., Target]) -> None:
 
 
 def test_errors_exit_codes(ops_target: Callable[..., Target]) -> None:
-    ops_target()
+    ops_target(REFERENCE_KEYS)
     result = runner.invoke(app, ["backfill", "--index", "missing-index"])
     assert result.exit_code == 5
     assert "index 'missing-index' does not exist" in result.stderr
@@ -251,7 +252,7 @@ def test_errors_exit_codes(ops_target: Callable[..., Target]) -> None:
 def test_ctrl_c_stops_cleanly_and_resume_finishes(
     ops_target: Callable[..., Target], tmp_path: Path
 ) -> None:
-    target = ops_target()
+    target = ops_target(REFERENCE_KEYS)
     fill(target, 60)
     # Paced to a crawl (about 2 pages of one item per second) so the interrupt lands mid-run.
     proc = subprocess.Popen(

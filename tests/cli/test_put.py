@@ -134,6 +134,14 @@ def test_generate_writes_realistic_unique_transactions(ops_target: Callable[...,
     assert all("shortDescription" in i and "amount" in i for i in stored)
 
 
+def test_generate_fits_the_reference_key_types(ops_target: Callable[..., Target]) -> None:
+    target = ops_target(keys=(("userId", "N"), ("transactionId", "N")))
+    result = runner.invoke(app, ["put", "--generate", "40"])
+    assert result.exit_code == 0, result.stderr
+    stored = scan_all(target)
+    assert len({i["transactionId"]["N"] for i in stored}) == 40
+
+
 def test_rate_limits_the_write_speed(ops_target: Callable[..., Target]) -> None:
     ops_target()
     result = runner.invoke(app, ["put", "--generate", "60", "--rate", "50", "--json"])

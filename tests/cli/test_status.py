@@ -51,7 +51,7 @@ def write_worker_report(target: Target, **overrides: Any) -> None:
 
 @pytest.fixture
 def healthy_local(ops_target: Callable[..., Target]) -> Target:
-    target = ops_target()
+    target = ops_target((("userId", "N"), ("transactionId", "N")))
     queue = client(target, "sqs").create_queue(QueueName=f"dlq-{uuid.uuid4().hex[:8]}")
     target = target.with_overrides(dlq_url=queue["QueueUrl"])
     record(target)
@@ -98,7 +98,7 @@ def test_degraded_pipeline_lists_every_reason_and_exits_9(healthy_local: Target)
     # one more item than documents: a warning, not a failure (written before the
     # stream is disabled: moto cannot write to a table whose stream was turned off)
     client(target, "dynamodb").put_item(
-        TableName=target.table, Item={"userId": {"N": "1"}, "transactionId": {"S": "extra"}}
+        TableName=target.table, Item={"userId": {"N": "1"}, "transactionId": {"N": "1"}}
     )
     client(target, "dynamodb").update_table(
         TableName=target.table, StreamSpecification={"StreamEnabled": False}

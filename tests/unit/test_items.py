@@ -164,15 +164,28 @@ def test_validate_items_names_the_item() -> None:
         validate_items(items, TX, "f")
 
 
-def test_generated_transactions_are_valid_unique_and_reproducible() -> None:
+REFERENCE = TableInfo(
+    name="UsersTransactions",
+    keys=(KeyAttribute("userId", "N", "HASH"), KeyAttribute("transactionId", "N", "RANGE")),
+)
+
+
+def test_generated_transactions_fit_the_reference_table_unique_and_reproducible() -> None:
     items = list(generate_transactions(500, seed=7))
     for item in items:
-        validate_item(item, TX)
-    assert len({i["transactionId"]["S"] for i in items}) == 500
+        validate_item(item, REFERENCE)
+    assert len({i["transactionId"]["N"] for i in items}) == 500
     assert len({i["userId"]["N"] for i in items}) > 1
     assert {"amount", "accountId", "shortDescription", "createdAt"} <= set(items[0])
-    again = list(generate_transactions(500, seed=7, now=None))
+    again = list(generate_transactions(500, seed=7))
     assert [i["transactionId"] for i in again] == [i["transactionId"] for i in items]
+
+
+def test_generated_keys_follow_the_table_types() -> None:
+    items = list(generate_transactions(200, seed=3, table=TX))  # transactionId is S here
+    for item in items:
+        validate_item(item, TX)
+    assert len({i["transactionId"]["S"] for i in items}) == 200
 
 
 def test_generator_fills_keys_of_other_tables() -> None:
