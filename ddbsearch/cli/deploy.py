@@ -265,9 +265,10 @@ def deploy(
         settings = replace(settings, adopt_table=info.exists)
 
     with _progress("starting") as progress:
-        target = infra.deploy_stack(
+        result = infra.deploy_stack(
             settings, terraform=terraform, identity=identity, on_progress=progress
         )
+    target = result.target
 
     if json_output:
         console.out.print_json(json.dumps(target.to_json()))
@@ -276,6 +277,13 @@ def deploy(
     from ddbsearch.infra.stack import log_path
 
     console.info(f"  Terraform log: {escape(str(log_path(target.name)))}")
+    if result.index_warning:
+        console.warn(
+            f"the index {target.index} could not be prepared yet ({result.index_warning}); "
+            "the indexer creates it with its first batch"
+        )
+    elif result.index_created:
+        console.info(f"index {escape(target.index)} created with ddbsearch's mapping")
     console.info(
         "Dashboards needs SigV4-signed requests from an allowed principal: see docs/aws.md."
     )

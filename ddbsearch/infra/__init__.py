@@ -11,6 +11,7 @@ from ddbsearch.infra.prerequisites import (
 )
 from ddbsearch.infra.resources import terraform_dir
 from ddbsearch.infra.stack import (
+    DeployResult,
     DestroyPreview,
     deploy_stack,
     destroy_stack,
@@ -22,6 +23,7 @@ from ddbsearch.infra.tfvars import StackSettings, parse_key, parse_vars, validat
 
 __all__ = [
     "AwsIdentity",
+    "DeployResult",
     "DestroyPreview",
     "StackSettings",
     "TableInfo",

@@ -142,6 +142,24 @@ def _build_zip(workdir: Path) -> Path:
     return build_lambda_zip(workdir / ZIP_NAME)
 
 
+@dataclass(frozen=True)
+class DeployResult:
+    target: Target
+    index_created: bool  # False: it existed already, or could not be prepared (see warning)
+    index_warning: str | None  # why the index could not be prepared now (not fatal)
+
+
+def prepare_index(target: Target, *, credentials: Any) -> bool:
+    """Store ddbsearch's index template and create the index, as the operator (SigV4)."""
+    from ddbsearch.core.template import ensure_index
+    from ddbsearch.core.transport import SearchTransport
+
+    transport = SearchTransport(
+        target.search_endpoint, region=target.region, sigv4=True, credentials=credentials
+    )
+    return ensure_index(transport, target.index, update_template=True)
+
+
 def deploy_stack(
     settings: StackSettings,
     *,
@@ -149,8 +167,8 @@ def deploy_stack(
     identity: AwsIdentity,
     on_progress: ProgressCallback | None = None,
     build_zip: Callable[[Path], Path] = _build_zip,
-) -> Target:
-    """Package, init, plan, apply; save the target and make it current."""
+) -> DeployResult:
+    """Package, init, plan, apply; save the target, make it current, prepare the index."""
     validate_stack_name(settings.name)
     progress = on_progress or (lambda _msg: None)
     workdir = working_dir(settings.name)
@@ -174,7 +192,18 @@ def deploy_stack(
     target = target_from_outputs(settings.name, runner.outputs(), profile=settings.profile)
     save_aws_target(target)
     set_current("aws", settings.name)
-    return target
+    progress(f"preparing the index {target.index}")
+    # The indexer also creates the index on its first batch, so a failure here (a new
+    # domain's access policy can take a minute to apply) is reported, not fatal.
+    from ddbsearch.core.transport import TransportError
+    from ddbsearch.errors import DdbsearchError
+    from ddbsearch.infra.prerequisites import session_for
+
+    try:
+        created = prepare_index(target, credentials=session_for(identity).get_credentials())
+    except (DdbsearchError, TransportError) as exc:
+        return DeployResult(target, index_created=False, index_warning=str(exc))
+    return DeployResult(target, index_created=created, index_warning=None)
 
 
 @dataclass(frozen=True)

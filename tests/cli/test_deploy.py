@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import urllib.request
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -47,10 +49,21 @@ def fake_terraform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Calls:
     return calls
 
 
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.fixture
 def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """boto3 (in ddbsearch and here) talks to the moto server; returns a DynamoDB client."""
+    """boto3 (in ddbsearch and here) talks to the moto server; returns a DynamoDB client.
+
+    The stand-in's "domain" is a closed local port: deploy's index preparation fails
+    fast and is reported as a warning (tests that need a domain use osmem-server).
+    """
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("FAKE_TERRAFORM_DOMAIN_ENDPOINT", f"https://127.0.0.1:{closed_port()}")
     return boto3.client("dynamodb", region_name="us-east-1", endpoint_url=moto_endpoint)
 
 
@@ -93,9 +106,11 @@ def stream_of(client: Any, name: str) -> dict[str, Any]:
 
 @pytest.mark.integration
 def test_deploy_runs_init_plan_apply_and_makes_the_stack_current(
-    fake_terraform: Calls, aws: Any
+    fake_terraform: Calls, aws: Any, osmem_base: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    result = runner.invoke(app, ["deploy", "--region", "eu-west-1"])
+    monkeypatch.setenv("FAKE_TERRAFORM_DOMAIN_ENDPOINT", osmem_base)
+    index = unique("deployed-")
+    result = runner.invoke(app, ["deploy", "--region", "eu-west-1", "--index", index])
     assert result.exit_code == 0, result.stderr
 
     calls = fake_terraform()
@@ -118,6 +133,7 @@ def test_deploy_runs_init_plan_apply_and_makes_the_stack_current(
         "name": "ddbsearch",
         "region": "eu-west-1",
         "lambda_zip_path": "indexer.zip",
+        "index_name": index,
     }
     with zipfile.ZipFile(workdir / "indexer.zip") as zf:
         assert "handler.py" in zf.namelist()
@@ -127,9 +143,9 @@ def test_deploy_runs_init_plan_apply_and_makes_the_stack_current(
     assert target is not None
     assert target.kind == "aws"
     assert target.table == "UsersTransactions"
-    assert target.index == "userstransactions"
+    assert target.index == index
     assert target.region == "eu-west-1"
-    assert target.search_endpoint == "https://search-ddbsearch-abc123.eu-west-1.es.amazonaws.com"
+    assert target.search_endpoint == osmem_base
     assert target.dashboards_url == target.search_endpoint + "/_dashboards"
     assert target.function_name == "ddbsearch-indexer"
     assert target.dlq_url is not None
@@ -143,6 +159,20 @@ def test_deploy_runs_init_plan_apply_and_makes_the_stack_current(
     log = (stack_dir("ddbsearch") / "terraform.log").read_text()
     assert "module.search.aws_opensearch_domain.this: Creation complete" in log
     assert "Still creating" not in err  # repeated progress lines stay in the log
+
+    # Deploy prepared the index on the "domain", signed as the operator.
+    assert f"index {index} created" in err
+    with urllib.request.urlopen(f"{osmem_base}/{index}") as resp:
+        assert resp.status == 200
+
+
+@pytest.mark.integration
+def test_an_unready_domain_is_a_warning_not_a_failure(fake_terraform: Calls, aws: Any) -> None:
+    result = runner.invoke(app, ["deploy", "--region", "us-east-1"])
+    assert result.exit_code == 0, result.stderr
+    assert "warning: the index userstransactions could not be prepared yet" in result.stderr
+    assert "the indexer creates it with its first batch" in result.stderr
+    assert load_aws_target("ddbsearch") is not None
 
 
 @pytest.mark.integration
