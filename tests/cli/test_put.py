@@ -185,3 +185,67 @@ def test_unreachable_endpoint_is_exit_6(ops_target: Callable[..., Target]) -> No
     result = runner.invoke(app, ["put", "--item", '{"userId": 1, "transactionId": "a"}'])
     assert result.exit_code == 6
     assert "cannot reach" in result.stderr
+
+
+class ThrottlingTable:
+    """The real moto client, except that BatchWriteItem leaves part of each batch
+    unprocessed the first few times, as DynamoDB does under throttling."""
+
+    def __init__(self, real: Any, unprocessed_calls: int) -> None:
+        self.real = real
+        self.left = unprocessed_calls
+        self.calls = 0
+
+    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        self.calls += 1
+        ((table, requests),) = RequestItems.items()
+        if self.left > 0 and len(requests) > 1:
+            self.left -= 1
+            keep = len(requests) // 2
+            self.real.batch_write_item(RequestItems={table: requests[:keep]})
+            return {"UnprocessedItems": {table: requests[keep:]}}
+        return dict(self.real.batch_write_item(RequestItems=RequestItems))
+
+
+def test_unprocessed_items_are_retried_until_written(ops_target: Callable[..., Target]) -> None:
+    from ddbsearch.items import generate_transactions
+    from ddbsearch.writer import write_items
+
+    target = ops_target()
+    flaky = ThrottlingTable(ddb(target), unprocessed_calls=5)
+    items = list(generate_transactions(60, seed=5, table=_info(target)))
+    slept: list[float] = []
+    report = write_items(flaky, target.table, items, KEYS, sleep=slept.append)
+    assert report.written == 60
+    assert report.unprocessed == []
+    assert report.retried > 0
+    assert len(slept) == 5  # one backoff per unprocessed response
+    assert len(scan_all(target)) == 60
+
+
+def test_items_still_unprocessed_after_all_retries_are_reported(
+    ops_target: Callable[..., Target],
+) -> None:
+    from ddbsearch.errors import PartialFailure
+    from ddbsearch.items import generate_transactions
+    from ddbsearch.writer import raise_for_report, write_items
+
+    target = ops_target()
+    flaky = ThrottlingTable(ddb(target), unprocessed_calls=1000)
+    items = list(generate_transactions(10, seed=5, table=_info(target)))
+    report = write_items(flaky, target.table, items, KEYS, max_attempts=3, sleep=lambda s: None)
+    assert report.written + len(report.unprocessed) == 10
+    assert report.unprocessed
+    stored = {i["transactionId"]["S"] for i in scan_all(target)}
+    assert stored.isdisjoint({i["transactionId"]["S"] for i in report.unprocessed})
+    with pytest.raises(PartialFailure, match="still unprocessed after retries"):
+        raise_for_report(report)
+
+
+KEYS = ["userId", "transactionId"]
+
+
+def _info(target: Target) -> Any:
+    from ddbsearch.items import describe_table
+
+    return describe_table(ddb(target), target.table)
