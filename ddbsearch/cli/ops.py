@@ -280,9 +280,10 @@ def search(
     query: Annotated[
         str | None,
         typer.Argument(
+            metavar="QUERY",
             help="Words to find. All words must match (AND); 'a | b' for either, "
-            '"\\"a b\\"" for a phrase, -word to exclude, pre* for a prefix. '
-            "Omit to list documents.",
+            "double quotes inside the query for a phrase, -word to exclude, pre* for a "
+            "prefix. Omit to list documents.",
             show_default=False,
         ),
     ] = None,
