@@ -117,6 +117,11 @@ class Supervisor:
                     # commands say "not running" instead of failing obscurely.
                     log.error("osmem-server exited (status %s)", self.osmem.process.returncode)
                     return 1
+                if not self._still_recorded():
+                    # Our state file is gone or names another stack (the state
+                    # directory was wiped): nobody can reach or stop us any more.
+                    log.error("%s no longer records this stack: stopping", self.root / "stack.json")
+                    return 1
                 self._sync_mappings()
                 self._write_statuses()
         except Exception:
@@ -125,6 +130,16 @@ class Supervisor:
         finally:
             self._shutdown()
         return 0
+
+    _missing_checks = 0
+
+    def _still_recorded(self) -> bool:
+        try:
+            pid = json.loads((self.root / "stack.json").read_text()).get("pid")
+        except (OSError, ValueError):
+            pid = None
+        self._missing_checks = 0 if pid == os.getpid() else self._missing_checks + 1
+        return self._missing_checks < 5
 
     def _shutdown(self) -> None:
         log.info("stopping")

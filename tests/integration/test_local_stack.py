@@ -203,3 +203,12 @@ def test_the_demo_tears_its_stack_down_when_interrupted(
         demo.run_demo(root=root)
     assert running_stack(root) is None
     assert not _supervisors_for(root)
+
+
+def test_a_wiped_state_directory_stops_the_stack(tmp_path: Path) -> None:
+    root = tmp_path / "stack"
+    stack = start_stack(root)
+    (root / "stack.json").unlink()  # e.g. rm -rf ~/.local/state/ddbsearch
+
+    wait_for(lambda: not process_alive(stack.pid) and not process_alive(stack.osmem_pid))
+    wait_for(lambda: not port_accepts(stack.moto_port) and not port_accepts(stack.osmem_port))
