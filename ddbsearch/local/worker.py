@@ -287,8 +287,10 @@ class StreamWorker:
         self.checkpoints = checkpoints or CheckpointStore()
         self._on_failure = on_failure
         self._clock = clock
-        self._shards: dict[str, _Shard] = {}
+        self._shards: dict[str, _Shard] = {}  # the shards being read
+        self._all_shards: dict[str, str | None] = {}  # every listed shard -> its parent
         self._known_ids: set[str] = set()
+        self._refreshed_at = 0.0  # wall clock of the last DescribeStream
         self._next_refresh = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -405,8 +407,6 @@ class StreamWorker:
             if not start:
                 return
 
-    _refreshed_at = 0.0
-
     def _refresh_shards(self) -> None:
         self._refreshed_at = time.time()
         self._all_shards = {s["ShardId"]: s.get("ParentShardId") for s in self._describe_shards()}
@@ -417,7 +417,7 @@ class StreamWorker:
             sid not in self._shards
             and self._parent_done(parent)
             and not self.checkpoints.ended(sid)
-            for sid, parent in getattr(self, "_all_shards", {}).items()
+            for sid, parent in self._all_shards.items()
         )
 
     def _parent_done(self, parent: str | None) -> bool:
@@ -425,7 +425,7 @@ class StreamWorker:
         return parent is None or parent not in self._known_ids or self.checkpoints.ended(parent)
 
     def _activate_eligible(self) -> None:
-        for sid, parent in getattr(self, "_all_shards", {}).items():
+        for sid, parent in self._all_shards.items():
             if sid in self._shards or self.checkpoints.ended(sid):
                 continue
             if self._parent_done(parent):
