@@ -17,6 +17,7 @@ from ddbsearch.local.stack import (
     running_stack,
     start_stack,
     stop_stack,
+    wait_until_idle,
 )
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "running_stack",
     "start_stack",
     "stop_stack",
+    "wait_until_idle",
 ]

@@ -212,3 +212,20 @@ def test_a_wiped_state_directory_stops_the_stack(tmp_path: Path) -> None:
 
     wait_for(lambda: not process_alive(stack.pid) and not process_alive(stack.osmem_pid))
     wait_for(lambda: not port_accepts(stack.moto_port) and not port_accepts(stack.osmem_port))
+
+
+def test_demo_exits_nonzero_when_the_item_never_becomes_searchable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import functools
+
+    import ddbsearch.local.demo as demo
+
+    # A function that accepts every batch and indexes nothing.
+    lazy = build_zip(tmp_path / "lazy.zip", "def handler(event, context):\n    return {}\n")
+    monkeypatch.setattr(demo, "deploy_table", functools.partial(deploy_table, zip_path=lazy))
+
+    outcome = CliRunner().invoke(app, ["demo", "--timeout", "1"])
+
+    assert outcome.exit_code == 9, outcome.output
+    assert "not searchable within 1 s" in outcome.stderr
