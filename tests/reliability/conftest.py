@@ -85,6 +85,7 @@ class Pipeline:
     batch_size: int
     log_path: Path
     checkpoint_path: Path
+    worker_settings: dict[str, Any] = field(default_factory=dict)
     worker: StreamWorker = field(init=False)
     search: SearchTransport = field(init=False)
     worker_log: _Capture = field(default_factory=_Capture)
@@ -108,6 +109,7 @@ class Pipeline:
                 poll_interval_seconds=0.05,
                 retry_backoff_seconds=0.02,
                 retry_backoff_max_seconds=0.3,
+                **self.worker_settings,
             ),
             self.streams,
             self.function,
@@ -270,6 +272,7 @@ def pipeline(
         mapping: dict[str, Any] | None = None,
         index_settings: dict[str, Any] | None = None,
         proxy_prefix: str = "/_bulk",
+        worker_settings: dict[str, Any] | None = None,
     ) -> Pipeline:
         tmp = tmp_path_factory.mktemp("pipeline")
         ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint)
@@ -339,6 +342,7 @@ def pipeline(
             batch_size=batch_size,
             log_path=log_path,
             checkpoint_path=tmp / "checkpoints.json",
+            worker_settings=worker_settings or {},
         )
         worker_logger.addHandler(p.worker_log)
         made.append(p)

@@ -1,0 +1,68 @@
+"""Targeted faults that the random suite reaches only by chance, each with its proof.
+
+- Records the event source mapping gives up (retries exhausted during a long
+  outage) are not lost silently: the on-failure record names their stream range,
+  the oracle finds exactly those documents missing, and a backfill repairs them.
+- The search backend failing the index check at a cold start: the invocation
+  fails as a whole, the worker bisects and retries, the index converges.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ddbsearch.core.documents import document_id
+from ddbsearch.local.faultproxy import Fault
+
+pytestmark = pytest.mark.integration
+
+
+def _item(n: int) -> dict[str, Any]:
+    return {"pk": {"S": f"p{n}"}, "sk": {"N": str(n)}, "v": {"N": str(n * 10)}}
+
+
+def test_records_given_up_are_named_and_a_backfill_repairs_them(pipeline: Any) -> None:
+    from ddbsearch.backfill import run_backfill
+
+    p = pipeline(batch_size=3, timeout=3.0, worker_settings={"maximum_retry_attempts": 1})
+    for n in range(4):
+        p.ddb.put_item(TableName=p.table, Item=_item(n))
+    p.drain()
+    assert p.diff().ok
+
+    p.proxy.inject(*[Fault("status", status=503)] * 10_000)  # the domain is down
+    for n in range(4, 10):
+        p.ddb.put_item(TableName=p.table, Item=_item(n))
+    p.drain()
+    p.proxy.clear()
+
+    given_up = sum(d["DDBStreamBatchInfo"]["batchSize"] for d in p.discarded)
+    assert given_up == 6
+    assert {d["requestContext"]["condition"] for d in p.discarded} == {"RetryAttemptsExhausted"}
+    diff = p.diff()
+    lost = {document_id({"pk": _item(n)["pk"], "sk": _item(n)["sk"]}) for n in range(4, 10)}
+    assert set(diff.missing) == lost, "the oracle sees exactly the given-up records"
+    assert not diff.unexpected
+    assert not diff.different
+
+    summary = run_backfill(p.target(), segments=1)
+    assert summary.complete
+    assert p.diff().ok
+    p.stats["faults"]["records_given_up"] += given_up
+    p.stats["tests"]["faults"] += 1
+
+
+def test_backend_failing_the_index_check_at_cold_start(pipeline: Any) -> None:
+    # Faults on every path (HEAD /index, the template, _bulk), not only _bulk.
+    p = pipeline(batch_size=10, timeout=3.0, proxy_prefix="/")
+    p.proxy.fail_next(3, status=503)
+    for n in range(5):
+        p.ddb.put_item(TableName=p.table, Item=_item(n))
+    p.drain()
+    assert p.proxy.pending == 0
+    assert p.worker.stats.function_errors >= 1
+    assert p.discarded == []
+    assert p.diff().ok
+    p.stats["tests"]["faults"] += 1
