@@ -27,6 +27,7 @@ import base64
 import hashlib
 import json
 import math
+import re
 import threading
 import time
 from collections import Counter
@@ -224,6 +225,14 @@ class BackfillSummary:
         }
 
 
+_DOC_ID_IN_REASON = re.compile(r" in document with id '[^']*'")
+
+
+def _general(reason: str | None) -> str:
+    """The reason without the document id OpenSearch puts in it, so that counts group."""
+    return _DOC_ID_IN_REASON.sub("", reason or "unknown")
+
+
 class _PageFailed(DdbsearchError):
     """Documents of a page still failed transiently at the page deadline."""
 
@@ -296,7 +305,7 @@ class _Run:
             for result in report.results:
                 counts[result.outcome] += 1
                 if result.outcome is Outcome.PERMANENT:
-                    failures[f"PERMANENT: {result.reason}"] += 1
+                    failures[f"PERMANENT: {_general(result.reason)}"] += 1
                 elif result.outcome is Outcome.TRANSIENT:
                     transient.append(result.reason or "unknown")
         if transient:

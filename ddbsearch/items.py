@@ -411,12 +411,13 @@ def generate_transactions(
     rng = random.Random(seed)  # noqa: S311 - demo data, not security
     now = now or datetime.now(timezone.utc)
     pool = users or max(5, count // 20)
-    accounts: dict[int, str] = {}
+    accounts: dict[int, int] = {}
     key_types = {k.name: k.type for k in (table.keys if table else ())}
     used_ids: set[int] = set()
     for _ in range(count):
         user = rng.randint(1, pool)
-        account = accounts.setdefault(user, f"ACC-{rng.randrange(10**8):08d}")
+        # A number, like the blog post's {"accountId": 3}: one table, one type per field.
+        account = accounts.setdefault(user, rng.randrange(10**7, 10**8))
         merchant = rng.choice(_MERCHANTS)
         when = now - timedelta(seconds=rng.randrange(90 * 24 * 3600))
         amount = Decimal(rng.randrange(100, 50_000)) / 100
@@ -430,7 +431,7 @@ def generate_transactions(
         item: Item = {
             "userId": {"N": str(user)},
             "transactionId": {"N": str(tx_id)},
-            "accountId": {"S": account},
+            "accountId": {"N": str(account)},
             "amount": {"N": str(amount)},
             "currency": {"S": rng.choice(_CURRENCIES)},
             "merchant": {"S": merchant},

@@ -224,6 +224,21 @@ def test_rows_that_cannot_be_indexed_are_reported_with_reasons_and_exit_10(
     assert summary["failures"] == {"PERMANENT: reserved field name '_id'": 1}
     assert result.stderr.startswith("error: 1 of 21 rows could not be indexed")
 
+    # Mapping conflicts: OpenSearch names the document in each reason; counts still group.
+    for n in range(3):
+        ddb(target).put_item(
+            TableName=target.table,
+            Item={"userId": {"N": "2"}, "transactionId": {"N": str(n)}, "amount": {"S": "n/a"}},
+        )
+    result = runner.invoke(app, ["backfill", "--json"])
+    assert result.exit_code == 10
+    failures = json.loads(result.stdout)["failures"]
+    assert failures.pop("PERMANENT: reserved field name '_id'") == 1
+    ((reason, count),) = failures.items()
+    assert count == 3
+    assert reason.startswith("PERMANENT: mapper_parsing_exception")
+    assert "document with id" not in reason
+
 
 def test_read_budget_paces_the_scan(ops_target: Callable[..., Target]) -> None:
     target = ops_target(REFERENCE_KEYS)

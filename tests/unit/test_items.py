@@ -177,6 +177,8 @@ def test_generated_transactions_fit_the_reference_table_unique_and_reproducible(
     assert len({i["transactionId"]["N"] for i in items}) == 500
     assert len({i["userId"]["N"] for i in items}) > 1
     assert {"amount", "accountId", "shortDescription", "createdAt"} <= set(items[0])
+    # the blog post's item has "accountId": 3: generated fields keep those types
+    assert {k for k, v in items[0].items() if "N" in v} >= {"userId", "accountId", "amount"}
     again = list(generate_transactions(500, seed=7))
     assert [i["transactionId"] for i in again] == [i["transactionId"] for i in items]
 
