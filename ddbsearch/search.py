@@ -281,6 +281,7 @@ def build_body(request: SearchRequest, fields: Mapping[str, FieldInfo]) -> dict[
             raise InputError("--field needs a query text")
         query = {"match_all": {}}
         body = {}
+    text_query = query
     filters = build_filters(request.filters, fields)
     if filters:
         query = {"bool": {"must": [query], "filter": filters}}
@@ -294,6 +295,8 @@ def build_body(request: SearchRequest, fields: Mapping[str, FieldInfo]) -> dict[
             "pre_tags": [MARK_START],
             "post_tags": [MARK_END],
             "require_field_match": True,
+            # Highlight what the words matched, not the --filter terms.
+            "highlight_query": text_query,
         }
     return body
 

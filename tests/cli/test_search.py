@@ -95,6 +95,13 @@ def test_filters_numbers_strings_and_any_of(indexed: Target) -> None:
     assert ids("--filter", "currency=eur") == set()  # exact, on the keyword sub-field
 
 
+def test_filter_terms_are_not_highlighted(indexed: Target) -> None:
+    result = runner.invoke(app, ["search", "mega", "--filter", "currency=EUR"])
+    assert result.exit_code == 0, result.stderr
+    assert "shortDescription:" in result.stderr
+    assert "currency" not in result.stderr
+
+
 def test_sort_size_and_field(indexed: Target) -> None:
     result = runner.invoke(app, ["search", "--json", "--sort", "amount:desc", "--size", "2"])
     assert result.exit_code == 0, result.stderr

@@ -62,6 +62,8 @@ def test_filters_follow_the_mapping() -> None:
     assert {"term": {"userId": 3}} in filters
     assert {"term": {"active": True}} in filters
     assert {"terms": {"merchant.keyword": ["Mega Mart", "Corner Bakery"]}} in filters
+    # highlights show what the words matched, not the filter terms
+    assert body["highlight"]["highlight_query"] == body["query"]["bool"]["must"][0]
 
 
 def test_filters_on_unmapped_fields_guess_from_the_value() -> None:
