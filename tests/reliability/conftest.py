@@ -46,6 +46,7 @@ RUN_STATS: dict[str, Any] = {
     "documents_compared": 0,
     "comparisons": 0,
     "mismatches": 0,
+    "mismatches_made_on_purpose_and_found": 0,
     "dead_letters_expected": 0,
     "dead_letters_found": 0,
     "dead_letters_distinct": 0,
@@ -92,6 +93,7 @@ class Pipeline:
     discarded: list[dict[str, Any]] = field(default_factory=list)
     workers_started: int = 0
     closed: bool = False
+    held_until: float = 0.0  # monotonic time when the last held request is released
     stats: dict[str, Any] = field(default_factory=lambda: RUN_STATS)
 
     def __post_init__(self) -> None:
@@ -151,7 +153,7 @@ class Pipeline:
         The held request still reaches the index afterwards (a late write from a
         dead invocation, as a real network can deliver it). Returns the killer thread.
         """
-        self.proxy.delay_next(hold_seconds)
+        self.hold_next_bulk(hold_seconds)
 
         def kill() -> None:
             deadline = time.monotonic() + 30
@@ -172,6 +174,16 @@ class Pipeline:
         thread.start()
         return thread
 
+    def hold_next_bulk(self, seconds: float) -> None:
+        """The proxy holds the next ``_bulk`` this long, then forwards it (a late write)."""
+        self.proxy.delay_next(seconds)
+        self.held_until = max(self.held_until, time.monotonic() + seconds)
+
+    def settle(self) -> None:
+        """Wait until every held request has been released and has reached the index."""
+        while time.monotonic() < self.held_until + 0.3:
+            time.sleep(min(0.05, max(0.0, self.held_until + 0.3 - time.monotonic())) or 0.01)
+
     def wait_for_upstream(self, requests: int, timeout: float = 30.0) -> None:
         """Poll until ``requests`` requests have reached osmem (late writes included)."""
         deadline = time.monotonic() + timeout
@@ -185,11 +197,15 @@ class Pipeline:
     def index_documents(self) -> dict[str, dict[str, Any]]:
         return oracle.index_documents(self.search, self.index)
 
-    def diff(self, exclude: set[str] | frozenset[str] = frozenset()) -> oracle.IndexDiff:
+    def diff(
+        self, exclude: set[str] | frozenset[str] = frozenset(), *, on_purpose: bool = False
+    ) -> oracle.IndexDiff:
+        """Compare index and table; ``on_purpose``: a test that makes the index differ."""
         result = oracle.diff_index(self.ddb, self.table, self.search, self.index, exclude=exclude)
         RUN_STATS["comparisons"] += 1
         RUN_STATS["documents_compared"] += result.compared
-        RUN_STATS["mismatches"] += result.mismatches
+        key = "mismatches_made_on_purpose_and_found" if on_purpose else "mismatches"
+        RUN_STATS[key] += result.mismatches
         return result
 
     def dead_letters(self) -> list[dict[str, Any]]:
@@ -237,6 +253,7 @@ class Pipeline:
         if self.closed:
             return
         self.closed = True
+        self.settle()  # a late write must not recreate the index after it is deleted
         for kind, n in self.proxy.stats.faults.items():
             RUN_STATS["faults"][f"proxy_{kind}"] += n
         self._retire(self.worker)

@@ -4,7 +4,10 @@ Each hypothesis example is a fresh pipeline (moto table + stream, SQS dead-lette
 queue, the built zip in a clean process, the stream worker, a fault proxy in front
 of osmem) driven through a few *rounds*. A round writes a random batch of puts,
 updates and deletes (every DynamoDB type, nested maps and lists, adversarial keys,
-some items invalid by construction) while one fault happens, then lets the
+some items invalid by construction) while one fault happens (backend outage,
+worker restart from its checkpoint file, function process killed mid-request, a
+request slower than the invocation's budget, replay from TRIM_HORIZON, a backfill
+beside the writes, a redrive of the dead-letter queue), then lets the
 pipeline drain; throughout, the proxy also injects random 429s, 503s, dropped
 connections and per-item rejections. After every round and at the end:
 
@@ -17,8 +20,8 @@ connections and per-item rejections. After every round and at the end:
 
 Rounds start in a new second and touch each key once, except "burst" rounds that
 change some keys several times within one second (versions have one-second
-resolution, see docs/reliability.md); the function-kill fault, whose held request
-lands late, only happens in rounds without bursts (the stated limit).
+resolution, see docs/reliability.md); the kill and slow faults, whose held
+request lands late, only happen in rounds without bursts (the stated limit).
 """
 
 from __future__ import annotations
@@ -166,7 +169,9 @@ INVALID_KINDS = {
         "mapper_parsing_exception: failed to parse field [conflict] of type [double]",
     ),
 }
-FAULTS = ["none", "outage", "restart", "kill", "replay", "backfill", "redrive"]
+FAULTS = ["none", "outage", "restart", "kill", "slow", "replay", "backfill", "redrive"]
+# Faults after which a held request reaches the index late (see _one_change_per_key).
+LATE_WRITES = ("kill", "slow")
 
 
 @dataclass(frozen=True)
@@ -362,7 +367,7 @@ def _run(p: Any, plan: list[Round], seed: int, probability: float) -> None:
     last_write = time.time()
     for n, rnd in enumerate(plan):
         todo = rnd.ops
-        if rnd.fault == "kill":  # no same-second changes to one key around a late write
+        if rnd.fault in LATE_WRITES:  # no same-second changes to one key around a late write
             todo = _one_change_per_key(todo)
         _next_second(last_write)
         model.fixable = len(model.bad_keys)
@@ -383,6 +388,11 @@ def _run(p: Any, plan: list[Round], seed: int, probability: float) -> None:
             killer = p.kill_function_during_next_bulk()
             p.drain()
             killer.join(timeout=30)
+        elif rnd.fault == "slow":
+            # Slower than the invocation's budget: the handler's request times out,
+            # the batch is retried, and the held request still lands, late.
+            p.hold_next_bulk(p.function.config.timeout_seconds)
+            p.stats["faults"]["request_timeout"] += 1
         p.drain()
         if rnd.fault == "replay":
             p.replay()
@@ -393,6 +403,8 @@ def _run(p: Any, plan: list[Round], seed: int, probability: float) -> None:
         _check(p, model)
     # Quiescence: faults off, a last replay of everything, then the final comparison.
     p.proxy.clear()
+    p.settle()  # every late write has landed: none may have overwritten a newer change
+    _check(p, model)
     p.replay()
     letters = _check(p, model)
     # At-least-once: retries and replays may dead-letter one record more than once.

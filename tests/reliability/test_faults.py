@@ -41,7 +41,7 @@ def test_records_given_up_are_named_and_a_backfill_repairs_them(pipeline: Any) -
     given_up = sum(d["DDBStreamBatchInfo"]["batchSize"] for d in p.discarded)
     assert given_up == 6
     assert {d["requestContext"]["condition"] for d in p.discarded} == {"RetryAttemptsExhausted"}
-    diff = p.diff()
+    diff = p.diff(on_purpose=True)
     lost = {document_id({"pk": _item(n)["pk"], "sk": _item(n)["sk"]}) for n in range(4, 10)}
     assert set(diff.missing) == lost, "the oracle sees exactly the given-up records"
     assert not diff.unexpected
@@ -65,4 +65,20 @@ def test_backend_failing_the_index_check_at_cold_start(pipeline: Any) -> None:
     assert p.worker.stats.function_errors >= 1
     assert p.discarded == []
     assert p.diff().ok
+    p.stats["tests"]["faults"] += 1
+
+
+def test_an_invocation_over_the_function_timeout_is_killed_and_retried(pipeline: Any) -> None:
+    # The cold start's index check (no per-request deadline of its own) hangs past
+    # the function timeout: the runtime kills the process, like Lambda's timeout.
+    p = pipeline(batch_size=10, timeout=2.0, proxy_prefix="/")
+    p.proxy.delay_next(3.0)
+    for n in range(5):
+        p.ddb.put_item(TableName=p.table, Item=_item(n))
+    p.drain()
+    assert p.worker.stats.function_errors >= 1
+    assert p.function.cold_starts >= 2, "a timed-out environment is not reused"
+    assert p.discarded == []
+    assert p.diff().ok
+    p.stats["faults"]["function_timeout"] += 1
     p.stats["tests"]["faults"] += 1
