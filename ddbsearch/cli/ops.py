@@ -219,15 +219,32 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _recorded_key_names(extra: Any) -> list[str]:
+    """Key attribute names the deploy recorded on the target, if any."""
+    if not isinstance(extra, dict):
+        return []
+    names = extra.get("key_names")
+    if isinstance(names, list) and all(isinstance(n, str) for n in names):
+        return names
+    out: list[str] = []
+    for part in ("hash_key", "range_key"):
+        value = extra.get(part)  # ["userId", "N"] (local stack) or {"name": ..., "type": ...}
+        if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
+            out.append(value[0])
+        elif isinstance(value, dict) and isinstance(value.get("name"), str):
+            out.append(value["name"])
+    return out
+
+
 def _key_names(target: Any) -> list[str]:
     """The table's key attributes, best effort: search works even without DynamoDB access."""
     from ddbsearch import aws
     from ddbsearch.errors import DdbsearchError
     from ddbsearch.items import describe_table
 
-    names = target.extra.get("key_names") if isinstance(target.extra, dict) else None
-    if isinstance(names, list) and all(isinstance(n, str) for n in names):
-        return names
+    recorded = _recorded_key_names(target.extra)
+    if recorded:
+        return recorded
     try:
         return describe_table(aws.client(target, "dynamodb"), target.table).key_names
     except DdbsearchError:
