@@ -157,3 +157,30 @@ def test_a_replay_of_the_older_change_in_the_same_second_overwrites_until_redeli
     assert _doc(p)[0] == to_document(_item("second"))
     assert p.diff().ok
     p.stats["tests"]["versions"] += 1
+
+
+def test_a_late_write_of_the_older_change_in_the_same_second_wins_until_the_next_change(
+    pipeline: Any,
+) -> None:
+    """The stated limit for late writes: an invocation killed while its request was in
+    flight can have that request land after the retry has indexed a newer change of the
+    same second; equal versions, so the older document stays until the key changes again
+    (or the stream is replayed)."""
+    p = pipeline(batch_size=1)
+    _two_changes_in_one_second(p, "first", "second")
+    hold = 4.0
+    killer = p.kill_function_during_next_bulk(hold_seconds=hold)
+    held_at = time.monotonic()
+    p.drain()  # "first" killed in flight, retried; then "second"
+    killer.join(timeout=30)
+    assert _doc(p)[0] == to_document(_item("second"))
+    assert time.monotonic() < held_at + hold, "the held write must land after the newer one"
+    p.wait_for_upstream(p.upstream.stats.requests + 1, timeout=hold + 10)
+    assert _doc(p)[0] == to_document(_item("first")), "the documented late-write limit"
+
+    _next_second()
+    p.ddb.put_item(TableName=p.table, Item=_item("third"))
+    p.drain()
+    assert _doc(p)[0] == to_document(_item("third"))
+    assert p.diff().ok
+    p.stats["tests"]["versions"] += 1
