@@ -249,6 +249,7 @@ class _Run:
     on_progress: Callable[[int], None] | None
     after_read: Callable[[int, Mapping[str, Any]], None] | None
     page_size: int | None
+    page_deadline: float = PAGE_DEADLINE_SECONDS
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def segment(self, segment: int) -> None:
@@ -301,7 +302,7 @@ class _Run:
         counts: Counter[Outcome] = Counter()
         transient: list[str] = []
         if actions:
-            report = indexer.run(actions, deadline=time.monotonic() + PAGE_DEADLINE_SECONDS)
+            report = indexer.run(actions, deadline=time.monotonic() + self.page_deadline)
             for result in report.results:
                 counts[result.outcome] += 1
                 if result.outcome is Outcome.PERMANENT:
@@ -312,7 +313,7 @@ class _Run:
             # Leave the page for --resume rather than count its rows as lost.
             raise _PageFailed(
                 f"{len(transient)} document(s) still failing after "
-                f"{PAGE_DEADLINE_SECONDS:.0f} s of retries (TRANSIENT: {transient[0]})",
+                f"{self.page_deadline:.0f} s of retries (TRANSIENT: {transient[0]})",
                 hint="fix the search domain, then run 'ddbsearch backfill --resume'",
             )
         with self.lock:
@@ -333,6 +334,7 @@ def run_backfill(
     rcu_fraction: float | None = None,
     resume: bool = False,
     page_size: int | None = None,
+    page_deadline: float = PAGE_DEADLINE_SECONDS,
     on_start: Callable[[BackfillSummary, int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
     after_read: Callable[[int, Mapping[str, Any]], None] | None = None,
@@ -396,6 +398,7 @@ def run_backfill(
         on_progress=on_progress,
         after_read=after_read,
         page_size=page_size,
+        page_deadline=page_deadline,
     )
     started = time.monotonic()
     todo = [s for s in range(checkpoint.total_segments) if not checkpoint.done(s)]

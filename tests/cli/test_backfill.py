@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -302,3 +302,77 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(
     assert json.loads(result.stdout)["scanned"] == 60 - cp.scanned
     assert len(documents(target)) == 60
     assert all(Decimal(str(d["source"]["userId"])) >= 1 for d in documents(target).values())
+
+
+@pytest.fixture
+def flaky_search(osmem_base: str) -> Iterator[tuple[str, threading.Event]]:
+    """A loopback proxy to osmem that answers every _bulk with 503 while ``failing`` is set."""
+    import urllib.error
+    import urllib.request
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    failing = threading.Event()
+
+    class Proxy(BaseHTTPRequestHandler):
+        def _forward(self) -> None:
+            length = int(self.headers.get("Content-Length", 0))
+            body = self.rfile.read(length) if length else None
+            if failing.is_set() and self.path.startswith("/_bulk"):
+                status, data, ctype = 503, b'{"error": "unavailable"}', "application/json"
+            else:
+                request = urllib.request.Request(
+                    osmem_base + self.path, data=body, method=self.command,
+                    headers={"Content-Type": self.headers.get("Content-Type", "application/json")},
+                )  # fmt: skip
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as resp:
+                        status, data = resp.status, resp.read()
+                        ctype = resp.headers.get("Content-Type", "application/json")
+                except urllib.error.HTTPError as exc:
+                    status, data, ctype = exc.code, exc.read(), "application/json"
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _forward
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", failing
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_pages_still_failing_transiently_are_left_for_resume(
+    ops_target: Callable[..., Target], flaky_search: tuple[str, threading.Event]
+) -> None:
+    from ddbsearch.errors import PartialFailure
+    from ddbsearch.targets import local_state_file
+
+    proxy, failing = flaky_search
+    target = ops_target(REFERENCE_KEYS).with_overrides(search_endpoint=proxy)
+    local_state_file().write_text(json.dumps({"target": target.to_json()}))
+    fill(target, 30)
+    failing.set()
+    with pytest.raises(PartialFailure, match=r"30 document\(s\) still failing .*TRANSIENT"):
+        run_backfill(target, page_deadline=0.3)
+    cp = Checkpoint.load(checkpoint_path(target))
+    assert cp is not None
+    assert cp.scanned == 0  # the failed page was not checkpointed: nothing is skipped later
+    failing.clear()
+    result = runner.invoke(app, ["backfill", "--resume", "--json"])
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["resumed"] is True
+    assert summary["indexed"] == 30
+    assert len(documents(target)) == 30
