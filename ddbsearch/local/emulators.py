@@ -57,7 +57,7 @@ class MotoServer:
         except ImportError as exc:  # pragma: no cover - depends on the installation
             raise PrerequisiteError(
                 f"moto server is not installed ({exc})",
-                hint="pip install --force-reinstall ddbsearch (the emulators ship with it)",
+                hint="reinstall ddbsearch: the emulators are among its dependencies",
             ) from None
         server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
         server.start()
@@ -83,7 +83,8 @@ def start_osmem(*, startup_timeout: float = 30.0) -> Any:
         from osmem_server import OsmemError, OsmemServer
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise PrerequisiteError(
-            f"osmem-server is not installed ({exc})", hint="pip install --force-reinstall ddbsearch (the emulators ship with it)"
+            f"osmem-server is not installed ({exc})",
+            hint="reinstall ddbsearch: the emulators are among its dependencies",
         ) from None
     try:
         return OsmemServer.start(japanese=False, startup_timeout=startup_timeout)

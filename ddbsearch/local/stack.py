@@ -211,7 +211,7 @@ def check_prerequisites() -> None:
     if missing:
         raise PrerequisiteError(
             f"the local stack needs {' and '.join(sorted(set(missing)))}, which are not installed",
-            hint="pip install --force-reinstall ddbsearch (the emulators ship with it)",
+            hint="reinstall ddbsearch: the emulators are among its dependencies",
         )
 
 
