@@ -279,7 +279,11 @@ def _local_checks(target: Target, max_lag: float) -> list[Check]:
     path = local_report_path(target.table)
     try:
         report = json.loads(path.read_text())
-        age = time.time() - path.stat().st_mtime
+        updated = report.get("updated_at")
+        written = path.stat().st_mtime
+        if isinstance(updated, (int, float)):
+            written = min(written, float(updated))
+        age = time.time() - written
     except (FileNotFoundError, ValueError):
         reason = f"no stream worker reports for table '{target.table}'"
         hint = " (is the local stack running? 'ddbsearch deploy --local')"
@@ -309,14 +313,7 @@ def _local_checks(target: Target, max_lag: float) -> list[Check]:
         mapping = Check(
             "event source mapping", "ok", summary + (f", last error: {last}" if last else ""), data
         )
-    lag_s = report.get("iterator_age_s", stats.get("iterator_age_s"))
-    if lag_s is None:
-        lag = Check("lag", "unknown", "the local stream worker does not report its iterator age")
-    else:
-        lag_state: State = "fail" if float(lag_s) > max_lag else "ok"
-        lag = Check(
-            "lag", lag_state, f"iterator age {float(lag_s):,.1f} s", {"iterator_age_s": lag_s}
-        )
+    lag = _guard("lag", lambda: _local_lag(target, report, max_lag))
     errors = int(stats.get("function_errors", 0) or 0)
     # Counted since the local stack started (not a time window): warn, do not fail.
     errors_check = Check(
@@ -326,6 +323,55 @@ def _local_checks(target: Target, max_lag: float) -> list[Check]:
         {"function_errors": errors},
     )
     return [mapping, lag, errors_check]
+
+
+def _local_lag(target: Target, report: dict[str, Any], max_lag: float) -> Check:
+    """Iterator age locally: how old the oldest record the worker has not finished is.
+
+    The worker's report holds its per-shard checkpoints; the first record after each
+    checkpoint (read from the emulated stream) gives the age, as IteratorAge does on AWS.
+    """
+    if report.get("iterator_age_s") is not None:  # the worker measured it itself
+        age = float(report["iterator_age_s"])
+    elif report.get("idle") is True:
+        age = 0.0
+    else:
+        measured = _oldest_unprocessed_age(target, report)
+        if measured is None:
+            return Check("lag", "unknown", "the local stream worker reports no stream")
+        age = measured
+    data = {"iterator_age_s": round(age, 3), "max_lag_s": max_lag}
+    if age == 0.0:
+        return Check("lag", "ok", "caught up", data)
+    return Check("lag", "fail" if age > max_lag else "ok", f"iterator age {age:,.1f} s", data)
+
+
+def _oldest_unprocessed_age(target: Target, report: dict[str, Any]) -> float | None:
+    stream_arn = report.get("stream_arn")
+    if not isinstance(stream_arn, str):
+        return None
+    checkpoints = report.get("checkpoints") or {}
+    streams = aws.client(target, "dynamodbstreams")
+    oldest: float | None = None
+    with aws.aws_errors("reading the local stream"):
+        shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+        for shard in shards:
+            done = checkpoints.get(shard["ShardId"]) or {}
+            if done.get("ended"):
+                continue
+            kwargs: dict[str, Any] = {"StreamArn": stream_arn, "ShardId": shard["ShardId"]}
+            if isinstance(done.get("sequence"), str):
+                kwargs["ShardIteratorType"] = "AFTER_SEQUENCE_NUMBER"
+                kwargs["SequenceNumber"] = done["sequence"]
+            else:
+                kwargs["ShardIteratorType"] = "TRIM_HORIZON"
+            iterator = streams.get_shard_iterator(**kwargs)["ShardIterator"]
+            records = streams.get_records(ShardIterator=iterator, Limit=1).get("Records", [])
+            if records:
+                created = records[0]["dynamodb"]["ApproximateCreationDateTime"]
+                stamp = created.timestamp() if isinstance(created, datetime) else float(created)
+                oldest = stamp if oldest is None else min(oldest, stamp)
+    return 0.0 if oldest is None else max(0.0, time.time() - oldest)
 
 
 # --------------------------------------------------------------------------- entry point

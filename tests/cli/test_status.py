@@ -36,11 +36,19 @@ def record(target: Target) -> None:
     local_state_file().write_text(json.dumps({"target": target.to_json()}))
 
 
+def stream_arn(target: Target) -> str:
+    table = client(target, "dynamodb").describe_table(TableName=target.table)["Table"]
+    return str(table["LatestStreamArn"])
+
+
 def write_worker_report(target: Target, **overrides: Any) -> None:
     """What the local stack's supervisor publishes for a running mapping."""
     report = {
         "state": "Enabled",
-        "stream_arn": "arn:aws:dynamodb:us-east-1:123456789012:table/x/stream/1",
+        "stream_arn": stream_arn(target),
+        "idle": True,
+        "updated_at": time.time(),
+        "checkpoints": {},
         "stats": {"invocations": 3, "function_errors": 0, "last_error": None},
         **overrides,
     }
@@ -82,7 +90,7 @@ def test_healthy_local_pipeline(healthy_local: Target) -> None:
     assert "25 items (exact)" in checks["counts"]["summary"]
     assert checks["dead-letter queue"]["summary"] == "empty"
     assert checks["event source mapping"]["state"] == "ok"
-    assert checks["lag"]["state"] == "unknown"  # the local worker does not report it
+    assert checks["lag"]["summary"] == "caught up"  # the worker is idle
 
     human = runner.invoke(app, ["status"])
     assert human.exit_code == 0, human.stderr
@@ -119,6 +127,37 @@ def test_degraded_pipeline_lists_every_reason_and_exits_9(healthy_local: Target)
     assert "26 items (exact), 25 documents" in counts["summary"]
     assert result.stderr.startswith("error: pipeline unhealthy: stream: the table's stream")
     assert result.stderr.count("\n") == 1
+
+
+def test_local_lag_is_the_age_of_the_oldest_unprocessed_record(healthy_local: Target) -> None:
+    target = healthy_local
+    arn = stream_arn(target)
+    streams = client(target, "dynamodbstreams")
+    (shard,) = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+    iterator = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    records = streams.get_records(ShardIterator=iterator)["Records"]
+    assert len(records) == 25
+    first = records[0]["dynamodb"]["ApproximateCreationDateTime"].timestamp()
+
+    # busy, nothing processed yet: the age of the very first record
+    write_worker_report(target, idle=False)
+    result = runner.invoke(app, ["status", "--json", "--max-lag", "3600"])
+    assert result.exit_code == 0, result.stderr
+    lag = next(c for c in json.loads(result.stdout)["checks"] if c["name"] == "lag")
+    assert lag["state"] == "ok"
+    assert lag["data"]["iterator_age_s"] >= time.time() - first - 5
+    result = runner.invoke(app, ["status", "--json", "--max-lag", "0"])
+    assert result.exit_code == 9
+    assert any(r.startswith("lag: iterator age") for r in json.loads(result.stdout)["reasons"])
+
+    # checkpointed at the last record: caught up
+    last = records[-1]["dynamodb"]["SequenceNumber"]
+    write_worker_report(target, idle=False, checkpoints={shard["ShardId"]: {"sequence": last}})
+    result = runner.invoke(app, ["status", "--json", "--max-lag", "0"])
+    lag = next(c for c in json.loads(result.stdout)["checks"] if c["name"] == "lag")
+    assert lag["summary"] == "caught up"
 
 
 def test_missing_index_and_missing_worker_are_failures(ops_target: Callable[..., Target]) -> None:

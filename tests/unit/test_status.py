@@ -30,6 +30,8 @@ def test_iterator_age_is_used_when_the_worker_reports_it() -> None:
     assert checks(report)["lag"].state == "ok"
     assert checks(report, max_lag=10)["lag"].state == "fail"
     assert checks({"state": "Enabled", "stats": {}})["lag"].state == "unknown"
+    idle = checks({"state": "Enabled", "stats": {}, "idle": True})["lag"]
+    assert (idle.state, idle.summary) == ("ok", "caught up")
 
 
 def test_local_function_errors_warn_because_they_are_not_windowed() -> None:
