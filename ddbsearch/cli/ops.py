@@ -375,7 +375,7 @@ def search(
     if result.total == 0:
         console.info(f"no hits in {result.took_ms} ms")
         raise typer.Exit(int(ExitCode.NO_HITS))
-    if json_output:
+    if json_output or not result.hits:  # --json, or --size 0: just the total
         console.info(f"{result.total_text} hits in {result.took_ms} ms")
 
 

@@ -73,6 +73,13 @@ def test_json_lines_on_stdout(indexed: Target) -> None:
     assert "3 hits" in result.stderr
 
 
+def test_size_zero_counts(indexed: Target) -> None:
+    result = runner.invoke(app, ["search", "mega", "--size", "0"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.startswith("3 hits in ")
+    assert result.stderr.count("\n") == 1
+
+
 def test_no_hits_is_exit_3(indexed: Target) -> None:
     result = runner.invoke(app, ["search", "nonexistentword"])
     assert result.exit_code == 3
