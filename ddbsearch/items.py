@@ -40,6 +40,9 @@ TYPE_TAGS = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"
 KEY_TYPES = frozenset({"S", "N", "B"})
 MAX_ITEM_BYTES = 400 * 1024
 MAX_DEPTH = 32  # DynamoDB's nesting limit for documents
+# DynamoDB numbers: 1E-130 <= |n| <= 9.9999999999999999999999999999999999999E+125.
+MIN_EXPONENT = -130
+MAX_EXPONENT = 125
 
 
 # --------------------------------------------------------------------------- table
@@ -147,14 +150,15 @@ def _number(value: Decimal | str, where: str) -> str:
         raise InputError(f"{where}: {value!r} is not a number") from None
     if not d.is_finite():
         raise InputError(f"{where}: {value} is not a valid number (must be finite)")
+    too_big = "(at most 38 significant digits, magnitude 1E-130 to 9.99..E+125)"
     try:
-        # DynamoDB: up to 38 significant digits, magnitude 1E-130 .. 9.99..E+125.
+        # Up to 38 significant digits (boto3's DYNAMODB_CONTEXT traps rounding) ...
         exact = Context.create_decimal(DYNAMODB_CONTEXT, d)
     except DecimalException:
-        raise InputError(
-            f"{where}: {value} does not fit a DynamoDB number "
-            "(at most 38 significant digits, magnitude 1E-130 to 1E+126)"
-        ) from None
+        raise InputError(f"{where}: {value} does not fit a DynamoDB number {too_big}") from None
+    # ... and a magnitude DynamoDB stores: that context's Emax (126) lets 1E+126 through.
+    if exact and not MIN_EXPONENT <= exact.adjusted() <= MAX_EXPONENT:
+        raise InputError(f"{where}: {value} does not fit a DynamoDB number {too_big}")
     # Keep what the user wrote (3 -> "3", 12.50 -> "12.50"); Decimal's str is exact.
     return value if isinstance(value, str) else str(exact)
 

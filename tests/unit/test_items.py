@@ -67,6 +67,27 @@ def test_numbers_beyond_dynamodb_precision_are_rejected() -> None:
 
 
 @pytest.mark.parametrize(
+    ("number", "fits"),
+    [
+        ("9.9999999999999999999999999999999999999E+125", True),
+        ("1E+126", False),
+        ("-1E+126", False),
+        ("1E-130", True),
+        ("1E-131", False),
+        ("0", True),
+        ("-0.000", True),
+    ],
+)
+def test_number_magnitude_limits_are_dynamodbs(number: str, fits: bool) -> None:
+    raw = {"userId": {"N": "1"}, "x": {"N": number}}
+    if fits:
+        assert item_from_json(raw)["x"] == {"N": number}
+    else:
+        with pytest.raises(InputError, match="does not fit a DynamoDB number"):
+            item_from_json(raw)
+
+
+@pytest.mark.parametrize(
     ("text", "message"),
     [
         ("{", "malformed JSON"),
