@@ -108,6 +108,20 @@ def test_file_is_validated_entirely_before_writing(
     assert scan_all(target) == []
 
 
+def test_file_from_stdin_and_missing_file(
+    ops_target: Callable[..., Target], tmp_path: Path
+) -> None:
+    target = ops_target()
+    lines = "\n".join(json.dumps({"userId": i, "transactionId": f"s{i}"}) for i in range(5))
+    result = runner.invoke(app, ["put", "--file", "-"], input=lines + "\n")
+    assert result.exit_code == 0, result.stderr
+    assert len(scan_all(target)) == 5
+    missing = tmp_path / "nope.jsonl"
+    result = runner.invoke(app, ["put", "--file", str(missing)])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {missing}: no such file\n"
+
+
 def test_file_with_repeated_keys_writes_all_and_the_last_line_wins(
     ops_target: Callable[..., Target], tmp_path: Path
 ) -> None:
