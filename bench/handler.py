@@ -130,7 +130,7 @@ def _profile(
     entries = stats.stats  # type: ignore[attr-defined]
     # The share of the handler's own total (its cumulative time over all batches).
     total = max((v[3] for v in entries.values()), default=1e-9)
-    rows = []
+    rows: list[tuple[str, ...]] = []
     ranked = sorted(entries.items(), key=lambda kv: kv[1][3], reverse=True)
     shares: dict[str, float] = {}
     for (filename, line, func), (_cc, ncalls, tottime, cumtime, _callers) in ranked:
