@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -38,6 +38,11 @@ from ddbsearch.cli.options import (
     target_from,
 )
 from ddbsearch.errors import ExitCode, InputError
+
+if TYPE_CHECKING:  # the library is imported lazily: `ddbsearch --help` stays fast
+    from ddbsearch.backfill import BackfillSummary
+    from ddbsearch.search import SearchResult
+    from ddbsearch.targets import Target
 
 # --------------------------------------------------------------------------- helpers
 
@@ -236,7 +241,7 @@ def _recorded_key_names(extra: Any) -> list[str]:
     return out
 
 
-def _key_names(target: Any) -> list[str]:
+def _key_names(target: Target) -> list[str]:
     """The table's key attributes, best effort: search works even without DynamoDB access."""
     from ddbsearch import aws
     from ddbsearch.errors import DdbsearchError
@@ -251,10 +256,7 @@ def _key_names(target: Any) -> list[str]:
         return []
 
 
-def render_hits(result: Any, key_names: list[str]) -> Table:
-    from ddbsearch.search import SearchResult
-
-    assert isinstance(result, SearchResult)
+def render_hits(result: SearchResult, key_names: list[str]) -> Table:
     table = Table(
         title=f"{result.total_text} hit{'s' if result.total != 1 else ''} in {result.took_ms} ms",
         title_justify="left",
@@ -382,10 +384,7 @@ def search(
 # --------------------------------------------------------------------------- backfill
 
 
-def _print_backfill_summary(summary: Any) -> None:
-    from ddbsearch.backfill import BackfillSummary
-
-    assert isinstance(summary, BackfillSummary)
+def _print_backfill_summary(summary: BackfillSummary) -> None:
     if console.state.quiet:
         return
     state = "complete" if summary.complete else "stopped"
@@ -472,7 +471,7 @@ def backfill(
     stream write and never brings back a deleted item. Exit code 10 when some
     rows could not be indexed; Ctrl-C stops cleanly (continue with --resume).
     """
-    from ddbsearch.backfill import BackfillSummary, run_backfill
+    from ddbsearch.backfill import run_backfill
     from ddbsearch.errors import PartialFailure
 
     target = target_from(
