@@ -96,13 +96,23 @@ def session(target: Target) -> boto3.Session:
         ) from exc
 
 
-def client(target: Target, service: str, *, boto_session: boto3.Session | None = None) -> Any:
+def client(
+    target: Target,
+    service: str,
+    *,
+    boto_session: boto3.Session | None = None,
+    max_connections: int | None = None,
+) -> Any:
     """A low-level client for ``service``; the local stack's endpoint when the target has one.
 
-    Typed as ``Any`` because each service has its own generated client class.
+    ``max_connections`` sizes the connection pool for clients shared by many threads
+    (botocore's default is 10). Typed as ``Any``: each service has its own client class.
     """
     sess = boto_session or session(target)
-    kwargs: dict[str, Any] = {"config": _config(target)}
+    config = _config(target)
+    if max_connections is not None:
+        config = config.merge(Config(max_pool_connections=max_connections))
+    kwargs: dict[str, Any] = {"config": config}
     if target.aws_endpoint is not None:
         kwargs["endpoint_url"] = target.aws_endpoint
     try:

@@ -357,7 +357,8 @@ def run_backfill(
         raise InputError(f"--segments must be between 1 and {MAX_SEGMENTS}")
     if page_size is not None and page_size < 1:
         raise InputError("--page-size must be positive")
-    ddb = aws.client(target, "dynamodb")
+    # One pooled connection per worker thread (they share the client).
+    ddb = aws.client(target, "dynamodb", max_connections=MAX_WORKERS + 2)
     table = describe_table(ddb, target.table)
     budget = read_budget(table, max_rcu=max_rcu, rcu_fraction=rcu_fraction)
     _check_index(target)
