@@ -36,8 +36,11 @@ def domain() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
     class Handler(BaseHTTPRequestHandler):
         def _reply(self, payload: Any) -> None:
+            status = 200
+            if self.path.startswith("/forbidden"):  # as a domain access policy denies
+                status, payload = 403, {"message": "User: anonymous is not authorized"}
             body = json.dumps(payload).encode()
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -95,3 +98,20 @@ def test_aws_search_requests_are_signed_for_es(domain: tuple[str, list[dict[str,
         assert "x-amz-date" in {h.lower() for h in request["headers"]}
     assert seen[1]["path"].startswith("/idx/_search")
     assert seen[1]["body"]["query"]["simple_query_string"]["fields"] == ["title"]
+
+
+def test_a_refusing_domain_is_exit_7(domain: tuple[str, list[dict[str, Any]]]) -> None:
+    url, seen = domain
+    target = Target(
+        kind="aws", name="refused", region="us-east-1", table="T", index="forbidden",
+        search_endpoint=url, sigv4=True, extra={"key_names": ["pk"]},
+    )  # fmt: skip
+    save_aws_target(target)
+    set_current("aws", "refused")
+    result = runner.invoke(app, ["search", "x"])
+    assert result.exit_code == 7, result.stderr
+    assert result.stderr.startswith(
+        "error: index 'forbidden': the search endpoint refused the request (403)"
+    )
+    assert result.stderr.count("\n") == 1
+    assert seen  # it did reach the (refusing) domain
