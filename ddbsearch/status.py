@@ -3,9 +3,12 @@ mapping, lag, dead-letter queue and handler errors.
 
 Every check runs even when another fails, and a check that cannot reach its service
 fails with the reason instead of stopping the report: ``status`` is what you run when
-something is wrong. Counts are compared but a difference only warns: DynamoDB's
-ItemCount is approximate (refreshed about every six hours) and writes in flight are
-normal; when the count is exact (the local stack, small tables) the label says so.
+something is wrong. The exception is DynamoDB itself being unreachable or refusing the
+credentials: then every check would fail the same way, so that error is raised.
+
+Counts are compared but a difference only warns: DynamoDB's ItemCount is approximate
+(refreshed about every six hours) and writes in flight are normal; when the count is
+exact (the local stack, small tables) the label says so.
 
 On AWS the mapping comes from Lambda (GetEventSourceMapping), lag from the
 ``IteratorAge`` metric (maximum over the last 5 minutes) and handler errors from the
@@ -24,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ddbsearch import aws
-from ddbsearch.errors import DdbsearchError
+from ddbsearch.errors import AuthError, DdbsearchError, UnreachableError
 from ddbsearch.items import TableInfo, describe_table
 from ddbsearch.targets import Target, local_state_file
 
@@ -89,6 +92,10 @@ def _guard(name: str, fn: Callable[[], Check]) -> Check:
 def _table_checks(ddb: Any, target: Target) -> tuple[list[Check], TableInfo | None]:
     try:
         table = describe_table(ddb, target.table)
+    except (UnreachableError, AuthError):
+        # Nothing else can work either (same network, same credentials): say so
+        # once, with its own exit code, instead of timing out on every check.
+        raise
     except DdbsearchError as exc:
         reason = str(exc)
         return [
@@ -383,7 +390,11 @@ def collect_status(
     max_lag_seconds: float = DEFAULT_MAX_LAG_SECONDS,
     now: datetime | None = None,
 ) -> StatusReport:
-    """Run every check against ``target``; never raises for a failing component."""
+    """Run every check against ``target``; a failing component becomes a reason.
+
+    Only when DynamoDB itself cannot be reached or refuses the credentials does this
+    raise (UnreachableError, AuthError): then no check could tell anything.
+    """
     now = now or datetime.now(timezone.utc)
     report = StatusReport(target)
     ddb = aws.client(target, "dynamodb")

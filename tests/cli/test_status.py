@@ -183,6 +183,19 @@ def test_unreachable_search_endpoint_is_reported_not_raised(healthy_local: Targe
     assert any(r.startswith("index: ") and "cannot reach" in r for r in reasons)
 
 
+def test_unreachable_dynamodb_is_exit_6(healthy_local: Target) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    record(healthy_local.with_overrides(aws_endpoint=f"http://127.0.0.1:{port}"))
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 6
+    assert result.stderr.startswith("error: table '")
+    assert "cannot reach" in result.stderr
+
+
 def test_nothing_deployed_is_exit_4() -> None:
     result = runner.invoke(app, ["status"])
     assert result.exit_code == 4
