@@ -38,9 +38,10 @@ from ddbsearch.packaging import build_lambda_zip
 # Totals over the whole run, written out by pytest_terminal_summary below.
 RUN_STATS: dict[str, Any] = {
     "tests": Counter(),
+    "plans": [],  # the round faults of each convergence example, in order
     "operations": Counter(),
     "faults": Counter(),
-    "stream_records": 0,
+    "records_delivered": 0,  # stream records the workers handed to the function and saw done
     "invocations": 0,
     "function_errors": 0,
     "documents_compared": 0,
@@ -144,6 +145,7 @@ class Pipeline:
         RUN_STATS["invocations"] += worker.stats.invocations
         RUN_STATS["function_errors"] += worker.stats.function_errors
         RUN_STATS["records_discarded"] += worker.stats.records_discarded
+        RUN_STATS["records_delivered"] += worker.stats.records_succeeded
 
     # ------------------------------------------------------------------ faults
 

@@ -33,7 +33,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ddbsearch.core.documents import document_id
@@ -209,7 +209,7 @@ class Round:
 
 
 rounds = st.builds(
-    Round, ops=st.lists(ops(), min_size=1, max_size=12), fault=st.sampled_from(FAULTS)
+    Round, ops=st.lists(ops(), min_size=4, max_size=16), fault=st.sampled_from(FAULTS)
 )
 
 
@@ -365,6 +365,7 @@ def _run(p: Any, plan: list[Round], seed: int, probability: float) -> None:
     model = Model()
     p.proxy.random_faults(seed, probability)
     last_write = time.time()
+    p.stats["plans"].append([rnd.fault for rnd in plan])
     for n, rnd in enumerate(plan):
         todo = rnd.ops
         if rnd.fault in LATE_WRITES:  # no same-second changes to one key around a late write
@@ -412,11 +413,43 @@ def _run(p: Any, plan: list[Round], seed: int, probability: float) -> None:
     p.stats["dead_letters_expected"] += len(model.due_letters)
     p.stats["dead_letters_found"] += len(letters)
     p.stats["dead_letters_distinct"] += len(distinct)
-    p.stats["stream_records"] += p.worker.stats.records_succeeded
 
     log = p.function_log() + "\n".join(p.worker_log.lines)
     assert SENTINEL not in log, "item contents reached a log line"
     assert "batch processed" in log
+
+
+# Every type at once, for the explicit example below.
+EVERY_TYPE: dict[str, Any] = {
+    "s0": {"S": f"a|b\\c {SENTINEL}"},
+    "n0": {"N": "12345678901234567890123456789012345678"},
+    "n1": {"N": "1E-130"},
+    "n2": {"N": "9.9999999999999999999999999999999999999E+125"},
+    "b0": {"B": b"\x00\xff"},
+    "t0": {"BOOL": False},
+    "z0": {"NULL": True},
+    "ss0": {"SS": ["b", SENTINEL]},
+    "ns0": {"NS": ["2", "-1.5", "1E-130"]},
+    "bs0": {"BS": [b"\x02", b"\x01"]},
+    "lm0": {"L": [{"S": "x"}, {"N": "1"}, {"BOOL": True}, {"M": {"s0": {"S": "y"}}}]},
+    "ll0": {"L": [{"L": [{"N": "1"}]}, {"L": [{"N": "2"}, {"NULL": True}]}]},
+    "m0": {"M": {"m1": {"M": {"lo0": {"L": [{"M": {"n0": {"N": "3"}}}]}}}}},
+}
+# One round per fault kind, so every run exercises each of them at least once.
+TOUR = [
+    Round(
+        [
+            Op("put", n % len(VALID_KEYS), EVERY_TYPE),
+            Op("update", (n + 3) % len(VALID_KEYS), {"s1": {"S": "u"}}, ("n0",)),
+            Op("invalid", 0, {"s0": {"S": "x"}}, invalid=list(INVALID_KINDS)[n % 3]),
+            Op("fix", n, {"n1": {"N": "5"}}, mode="put" if n % 2 else "delete"),
+            Op("delete", (n + 5) % len(VALID_KEYS)),
+            Op("put", 7, {"n0": {"N": str(n)}}),  # the 2,048-byte partition key
+        ],
+        fault,
+    )
+    for n, fault in enumerate(FAULTS)
+]
 
 
 @settings(
@@ -434,6 +467,7 @@ def _run(p: Any, plan: list[Round], seed: int, probability: float) -> None:
     seed=st.integers(0, 2**16),
     probability=st.sampled_from([0.1, 0.25, 0.4]),
 )
+@example(plan=TOUR, seed=1, probability=0.25)
 def test_index_converges_to_the_table_under_faults(
     pipeline: Any, plan: list[Round], seed: int, probability: float
 ) -> None:

@@ -105,7 +105,7 @@ def test_a_late_write_from_a_killed_invocation_never_overwrites_a_later_change(
 ) -> None:
     p = pipeline()
     p.ddb.put_item(TableName=p.table, Item=_item("older"))
-    hold = 5.0
+    hold = 6.0
     killer = p.kill_function_during_next_bulk(hold_seconds=hold)
     killed_at = time.monotonic()
     p.drain()  # killed mid-request, retried: "older" indexed
