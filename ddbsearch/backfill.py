@@ -253,9 +253,7 @@ class _Run:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def segment(self, segment: int) -> None:
-        transport = SearchTransport(
-            self.target.search_endpoint, region=self.target.region, sigv4=self.target.sigv4
-        )
+        transport = search_transport(self.target)
         indexer = BulkIndexer(transport, self.target.index)
         start_key = self.checkpoint.start_key(segment)
         while not self.stop.is_set():
@@ -413,12 +411,23 @@ def run_backfill(
     return summary
 
 
+def search_transport(target: Target) -> SearchTransport:
+    """The core transport for the target, signing with the target's profile on AWS."""
+    credentials = aws.session(target).get_credentials() if target.sigv4 else None
+    return SearchTransport(
+        target.search_endpoint,
+        region=target.region,
+        sigv4=target.sigv4,
+        credentials=credentials,
+    )
+
+
 def _check_index(target: Target) -> None:
     """The index must exist (deploy creates it with ddbsearch's template)."""
     from ddbsearch.core.transport import TransportError
     from ddbsearch.errors import NotFoundError, UnreachableError
 
-    transport = SearchTransport(target.search_endpoint, region=target.region, sigv4=target.sigv4)
+    transport = search_transport(target)
     try:
         head = transport.request("HEAD", f"/{target.index}")
     except TransportError:

@@ -305,18 +305,22 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(
 
 
 @pytest.fixture
-def flaky_search(osmem_base: str) -> Iterator[tuple[str, threading.Event]]:
-    """A loopback proxy to osmem that answers every _bulk with 503 while ``failing`` is set."""
+def flaky_search(osmem_base: str) -> Iterator[tuple[str, threading.Event, list[dict[str, str]]]]:
+    """A loopback proxy to osmem that answers every _bulk with 503 while ``failing`` is set,
+    and records each request's method, path and Authorization header."""
     import urllib.error
     import urllib.request
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     failing = threading.Event()
+    seen: list[dict[str, str]] = []
 
     class Proxy(BaseHTTPRequestHandler):
         def _forward(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
             body = self.rfile.read(length) if length else None
+            auth = self.headers.get("Authorization", "")
+            seen.append({"method": self.command, "path": self.path, "authorization": auth})
             if failing.is_set() and self.path.startswith("/_bulk"):
                 status, data, ctype = 503, b'{"error": "unavailable"}', "application/json"
             else:
@@ -346,7 +350,7 @@ def flaky_search(osmem_base: str) -> Iterator[tuple[str, threading.Event]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", failing
+        yield f"http://127.0.0.1:{server.server_address[1]}", failing, seen
     finally:
         server.shutdown()
         server.server_close()
@@ -354,12 +358,13 @@ def flaky_search(osmem_base: str) -> Iterator[tuple[str, threading.Event]]:
 
 
 def test_pages_still_failing_transiently_are_left_for_resume(
-    ops_target: Callable[..., Target], flaky_search: tuple[str, threading.Event]
+    ops_target: Callable[..., Target],
+    flaky_search: tuple[str, threading.Event, list[dict[str, str]]],
 ) -> None:
     from ddbsearch.errors import PartialFailure
     from ddbsearch.targets import local_state_file
 
-    proxy, failing = flaky_search
+    proxy, failing, _ = flaky_search
     target = ops_target(REFERENCE_KEYS).with_overrides(search_endpoint=proxy)
     local_state_file().write_text(json.dumps({"target": target.to_json()}))
     fill(target, 30)
@@ -376,3 +381,25 @@ def test_pages_still_failing_transiently_are_left_for_resume(
     assert summary["resumed"] is True
     assert summary["indexed"] == 30
     assert len(documents(target)) == 30
+
+
+def test_aws_targets_sign_bulk_requests_with_the_targets_credentials(
+    ops_target: Callable[..., Target],
+    flaky_search: tuple[str, threading.Event, list[dict[str, str]]],
+) -> None:
+    proxy, _, seen = flaky_search
+    local = ops_target(REFERENCE_KEYS)
+    fill(local, 10)
+    # An AWS-kind target (SigV4 on); its DynamoDB calls still go to moto, whose
+    # session uses the emulator credentials ("local"): the signature must use them too.
+    target = Target(
+        **{**local.to_json(), "kind": "aws", "name": "signed", "search_endpoint": proxy,
+           "sigv4": True}
+    )  # fmt: skip
+    summary = run_backfill(target)
+    assert summary.indexed == 10
+    bulk = [r for r in seen if r["path"].startswith("/_bulk")]
+    assert bulk
+    for request in [*bulk, next(r for r in seen if r["method"] == "HEAD")]:
+        assert request["authorization"].startswith("AWS4-HMAC-SHA256 Credential=local/")
+        assert "/us-east-1/es/aws4_request" in request["authorization"]
