@@ -278,8 +278,8 @@ variable "operator_arns" {
   default     = []
 
   validation {
-    condition     = alltrue([for arn in var.operator_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(root|user/.+|role/.+)$", arn))])
-    error_message = "operator_arns are IAM user, role or account root ARNs (never \"*\")."
+    condition     = alltrue([for arn in var.operator_arns : can(regex("^arn:aws[a-z-]*:(iam::[0-9]{12}:(root|user/.+|role/.+)|sts::[0-9]{12}:federated-user/.+)$", arn))])
+    error_message = "operator_arns are IAM user, role, account root or STS federated-user ARNs (never \"*\")."
   }
 }
 

@@ -91,8 +91,8 @@ variable "operator_arns" {
   description = "IAM principals (users or roles) allowed to call the domain: search, status, backfill, Dashboards."
 
   validation {
-    condition     = length(var.operator_arns) > 0 && alltrue([for arn in var.operator_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(root|user/.+|role/.+)$", arn))])
-    error_message = "operator_arns needs at least one IAM user, role or account root ARN (never \"*\")."
+    condition     = length(var.operator_arns) > 0 && alltrue([for arn in var.operator_arns : can(regex("^arn:aws[a-z-]*:(iam::[0-9]{12}:(root|user/.+|role/.+)|sts::[0-9]{12}:federated-user/.+)$", arn))])
+    error_message = "operator_arns needs at least one IAM user, role, account root or STS federated-user ARN (never \"*\")."
   }
 }
 
