@@ -297,12 +297,12 @@ def render_hits(result: SearchResult, key_names: list[str]) -> Table:
 def search(
     *,
     query: Annotated[
-        str | None,
+        list[str] | None,
         typer.Argument(
             metavar="QUERY",
-            help="Words to find. All words must match (AND); 'a | b' for either, "
-            "double quotes inside the query for a phrase, -word to exclude, pre* for a "
-            "prefix. Omit to list documents.",
+            help="Words to find (quoted or not). All words must match (AND); 'a | b' for "
+            "either, double quotes inside the query for a phrase, -word to exclude, pre* "
+            "for a prefix. Omit to list documents.",
             show_default=False,
         ),
     ] = None,
@@ -356,7 +356,7 @@ def search(
     from ddbsearch.search import search as run_search
 
     request = SearchRequest(
-        text=query,
+        text=" ".join(query) if query else None,
         fields=field or [],
         filters=filter_ or [],
         size=size,

@@ -64,6 +64,14 @@ def test_words_must_all_match_and_hits_show_keys_and_highlights(indexed: Target)
     assert "shortDescription:" in err  # the highlighted field
 
 
+def test_unquoted_words_are_one_query(indexed: Target) -> None:
+    quoted = runner.invoke(app, ["search", "--json", "mega test"])
+    unquoted = runner.invoke(app, ["search", "--json", "mega", "test"])
+    assert unquoted.exit_code == 0, unquoted.stderr
+    assert unquoted.stdout == quoted.stdout
+    assert len(unquoted.stdout.splitlines()) == 2
+
+
 def test_json_lines_on_stdout(indexed: Target) -> None:
     result = runner.invoke(app, ["search", "mega", "--json"])
     assert result.exit_code == 0, result.stderr
