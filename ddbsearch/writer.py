@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ddbsearch.aws import aws_errors
-from ddbsearch.errors import PartialFailure
+from ddbsearch.errors import DdbsearchError, PartialFailure
 from ddbsearch.items import Item, key_of
 
 BATCH_LIMIT = 25  # BatchWriteItem's maximum number of requests per call
@@ -151,8 +151,16 @@ def write_items(
         pending = [{"PutRequest": {"Item": item}} for item in batch]
         attempt = 0
         while pending:
-            with aws_errors(f"writing to table '{table}'"):
-                response = ddb.batch_write_item(RequestItems={table: pending})
+            try:
+                with aws_errors(f"writing to table '{table}'"):
+                    response = ddb.batch_write_item(RequestItems={table: pending})
+            except DdbsearchError as exc:
+                if not report.written:
+                    raise  # nothing written: the error as it is (unreachable, auth, ...)
+                raise PartialFailure(
+                    f"{exc.message}, after {report.written} item(s) were written",
+                    hint="items are keyed, so running the same input again is safe",
+                ) from exc
             report.requests += 1
             left = (response.get("UnprocessedItems") or {}).get(table, [])
             done = len(pending) - len(left)

@@ -263,3 +263,37 @@ def _info(target: Target) -> Any:
     from ddbsearch.items import describe_table
 
     return describe_table(ddb(target), target.table)
+
+
+def test_a_failure_after_some_writes_is_partial(ops_target: Callable[..., Target]) -> None:
+    from botocore.exceptions import ClientError
+
+    from ddbsearch.errors import PartialFailure
+    from ddbsearch.items import generate_transactions
+    from ddbsearch.writer import write_items
+
+    target = ops_target()
+    real = ddb(target)
+
+    class FailsOnSecondBatch:
+        calls = 0
+
+        def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+            self.calls += 1
+            if self.calls == 2:
+                raise ClientError(
+                    {
+                        "Error": {
+                            "Code": "ProvisionedThroughputExceededException",
+                            "Message": "slow",
+                        }
+                    },
+                    "BatchWriteItem",
+                )
+            return dict(real.batch_write_item(RequestItems=RequestItems))
+
+    items = list(generate_transactions(60, seed=8, table=_info(target)))
+    with pytest.raises(PartialFailure, match=r"after 25 item\(s\) were written") as info:
+        write_items(FailsOnSecondBatch(), target.table, items, KEYS)
+    assert info.value.exit_code == 10
+    assert len(scan_all(target)) == 25
