@@ -130,15 +130,20 @@ class TerraformRunner:
         *,
         binary: str,
         log_path: Path,
-        env: Mapping[str, str] | None = None,
+        env: Mapping[str, str | None] | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> None:
+        """``env`` adds to the environment; a None value removes the variable."""
         self.working_dir = working_dir
         self.log_path = log_path
         self._binary = binary
         self._on_progress = on_progress or (lambda _msg: None)
         base = dict(os.environ)
-        base.update(env or {})
+        for key, value in (env or {}).items():
+            if value is None:
+                base.pop(key, None)
+            else:
+                base[key] = value
         # Non-interactive, no update checks, machine-friendly messages.
         base.update({"TF_IN_AUTOMATION": "1", "TF_INPUT": "0", "CHECKPOINT_DISABLE": "1"})
         self._env = base

@@ -58,7 +58,11 @@ def _copy_modules(dest: Path) -> None:
     shutil.rmtree(dest / "modules", ignore_errors=True)
     for tf in sorted(source.glob("*.tf")):
         shutil.copy2(tf, dest / tf.name)
-    shutil.copytree(source / "modules", dest / "modules")
+    shutil.copytree(
+        source / "modules",
+        dest / "modules",
+        ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*"),
+    )
 
 
 def _backend(
@@ -97,10 +101,13 @@ def _backend(
     return config
 
 
-def _env(profile: str | None, region: str) -> dict[str, str]:
-    env = {"AWS_REGION": region, "AWS_DEFAULT_REGION": region}
+def _env(profile: str | None, region: str) -> dict[str, str | None]:
+    env: dict[str, str | None] = {"AWS_REGION": region, "AWS_DEFAULT_REGION": region}
     if profile:
-        env["AWS_PROFILE"] = profile
+        # The provider prefers key variables over a profile; boto3 with an explicit
+        # profile does not. Drop them so Terraform acts as the identity deploy checked.
+        env |= {"AWS_PROFILE": profile, "AWS_ACCESS_KEY_ID": None}
+        env |= {"AWS_SECRET_ACCESS_KEY": None, "AWS_SESSION_TOKEN": None}
     return env
 
 
@@ -282,3 +289,6 @@ def destroy_stack(
     runner.destroy()
     (stack_dir(name) / "target.json").unlink(missing_ok=True)
     clear_current("aws", name)
+    # Nothing is left to manage: drop the working directory (its .terraform holds the
+    # provider, hundreds of MB). The log stays next to it.
+    shutil.rmtree(workdir, ignore_errors=True)

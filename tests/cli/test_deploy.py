@@ -315,6 +315,36 @@ def test_unreachable_sts_is_reported_as_unreachable(
 
 
 @pytest.mark.integration
+def test_profile_is_used_by_the_check_and_by_terraform(
+    fake_terraform: Calls, aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "aws-config"
+    config.write_text("[profile sandbox]\nregion = ap-southeast-2\n")
+    credentials = tmp_path / "aws-credentials"
+    credentials.write_text(
+        "[sandbox]\naws_access_key_id = sandboxkey\naws_secret_access_key = sandboxsecret\n"
+    )
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.delenv("AWS_REGION")
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    result = runner.invoke(app, ["deploy", "--profile", "sandbox"])
+    assert result.exit_code == 0, result.stderr
+    assert "to ap-southeast-2 as" in result.stderr  # the profile's region
+    for call in fake_terraform()[1:]:
+        # Key variables would win over the profile inside the provider: not passed on.
+        assert call["env"] == {
+            "AWS_PROFILE": "sandbox",
+            "AWS_REGION": "ap-southeast-2",
+            "TF_IN_AUTOMATION": "1",
+            "keys_in_env": False,
+        }
+    target = load_aws_target("ddbsearch")
+    assert target is not None
+    assert target.profile == "sandbox"
+
+
+@pytest.mark.integration
 def test_terraform_failure_is_one_line_with_the_log_path(
     fake_terraform: Calls, aws: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -459,6 +489,10 @@ def test_destroy_with_yes_removes_the_stack_and_forgets_it(fake_terraform: Calls
     assert load_aws_target("ddbsearch") is None
     assert not (state_home() / "current.json").exists()
     assert "Destroy complete!" in (stack_dir("ddbsearch") / "terraform.log").read_text()
+    assert not (stack_dir("ddbsearch") / "terraform").exists()  # provider copy and all
+
+    again = runner.invoke(app, ["destroy", "--yes"])
+    assert again.exit_code == ExitCode.NOT_DEPLOYED
 
 
 @pytest.mark.integration
