@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
@@ -16,6 +16,9 @@ from ddbsearch.cli import console
 from ddbsearch.cli.app import app
 from ddbsearch.errors import Aborted
 from ddbsearch.targets import DEFAULT_STACK, DEFAULT_TABLE, Target
+
+if TYPE_CHECKING:
+    from ddbsearch.infra import AwsIdentity, DeployResult
 
 _AWS_PANEL = "AWS stack"
 _LOCAL_PANEL = "Local stack (--local)"
@@ -242,40 +245,50 @@ def deploy(
         f"as {escape(identity.arn)} (terraform {terraform.version_text})"
     )
 
-    adopted = False
-    if table is not None:
-        info = infra.inspect_table(infra.session_for(identity), table)
-        adopted = info.exists
-        if info.exists:
-            console.info(f"adopting the existing table {escape(table)} (it is never deleted)")
-            problem = info.stream_problem()
-            if problem:
-                console.warn(problem)
-                question = (
-                    f"Turn on a NEW_AND_OLD_IMAGES stream on table '{table}' now (UpdateTable)?"
-                )
-                if not _confirm(question, yes=yes):
-                    raise Aborted(
-                        "deploy cancelled: the table's stream was left unchanged",
-                        hint="rerun with --yes to let ddbsearch enable the stream",
-                    )
-                with _progress(f"enabling the stream of {table}"):
-                    infra.enable_stream(infra.session_for(identity), info)
-                console.info(f"stream enabled on {escape(table)} (NEW_AND_OLD_IMAGES)")
-        settings = replace(settings, adopt_table=info.exists)
+    adopted = table is not None and _adopt_table(identity, table, keys_given=keys_given, yes=yes)
+    settings = replace(settings, adopt_table=adopted)
 
     with _progress("starting") as progress:
         result = infra.deploy_stack(
             settings, terraform=terraform, identity=identity, on_progress=progress
         )
-    target = result.target
-
     if json_output:
-        console.out.print_json(json.dumps(target.to_json()))
-    console.info(f"[green]deployed[/] stack {escape(target.name)}:")
-    _print_target(target)
+        console.out.print_json(json.dumps(result.target.to_json()))
+    _report_deploy(result, adopted=adopted)
+
+
+def _adopt_table(identity: AwsIdentity, table: str, *, keys_given: bool, yes: bool) -> bool:
+    """True if ``table`` exists (then its stream is made usable, after asking)."""
+    from ddbsearch import infra
+
+    info = infra.inspect_table(infra.session_for(identity), table)
+    if not info.exists:
+        return False
+    console.info(f"adopting the existing table {escape(table)} (it is never deleted)")
+    if keys_given:
+        schema = ", ".join(f"{n} ({t})" for n, t in info.key_schema)
+        console.warn(f"--hash-key/--range-key ignored: table {table} exists with keys {schema}")
+    problem = info.stream_problem()
+    if problem:
+        console.warn(problem)
+        question = f"Turn on a NEW_AND_OLD_IMAGES stream on table '{table}' now (UpdateTable)?"
+        if not _confirm(question, yes=yes):
+            raise Aborted(
+                "deploy cancelled: the table's stream was left unchanged",
+                hint="rerun with --yes to let ddbsearch enable the stream",
+            )
+        with _progress(f"enabling the stream of {table}"):
+            infra.enable_stream(infra.session_for(identity), info)
+        console.info(f"stream enabled on {escape(table)} (NEW_AND_OLD_IMAGES)")
+    return True
+
+
+def _report_deploy(result: DeployResult, *, adopted: bool) -> None:
     from ddbsearch.infra.stack import log_path
 
+    target = result.target
+    console.info(f"[green]deployed[/] stack {escape(target.name)}:")
+    _print_target(target)
     console.info(f"  Terraform log: {escape(str(log_path(target.name)))}")
     if result.index_warning:
         console.warn(

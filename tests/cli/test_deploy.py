@@ -450,10 +450,20 @@ def test_adopting_a_keys_only_stream_explains_what_replacing_it_costs(
 def test_adopting_a_ready_table_asks_nothing(fake_terraform: Calls, aws: Any) -> None:
     table = unique("Ready")
     create_table(aws, table, stream="NEW_AND_OLD_IMAGES")
-    result = runner.invoke(app, ["deploy", "--region", "us-east-1", "--table", table])
+    result = runner.invoke(
+        app, ["deploy", "--region", "us-east-1", "--table", table, "--hash-key", "id:N"]
+    )
     assert result.exit_code == 0, result.stderr
     assert "Turn on" not in result.stderr
-    assert tfvars()["existing_table_name"] == table
+    assert f"--hash-key/--range-key ignored: table {table} exists with keys pk (HASH)" in (
+        result.stderr
+    )
+    assert tfvars() == {
+        "name": "ddbsearch",
+        "region": "us-east-1",
+        "lambda_zip_path": "indexer.zip",
+        "existing_table_name": table,
+    }
 
 
 # --------------------------------------------------------------------------- destroy
