@@ -307,7 +307,7 @@ def test_unknown_profile_is_an_auth_error(fake_terraform: Calls) -> None:
 def test_unreachable_sts_is_reported_as_unreachable(
     fake_terraform: Calls, aws: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     result = runner.invoke(app, ["deploy", "--region", "us-east-1"])
     assert result.exit_code == ExitCode.UNREACHABLE, result.stderr
