@@ -12,15 +12,20 @@ compared, mismatches) accumulate in :data:`RUN_STATS` and are written to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import signal
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +70,117 @@ class _Capture(logging.Handler):
         self.lines.append(self.format(record))
 
 
+class Gate:
+    """A fault-free proxy between the fault proxy and osmem that can hold one ``_bulk``.
+
+    ``hold_next_bulk()`` makes the next ``_bulk`` wait here, already sent by its
+    client, until ``release()`` (or ``release_after`` seconds): the client times out
+    or is killed meanwhile, and the request still reaches the index afterwards, the
+    way a real network can deliver a dead invocation's write late. ``landed`` counts
+    requests that reached osmem.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.landed = 0
+        self.holding = threading.Event()  # a request is being held now
+        self._armed: threading.Event | None = None
+        self._in_flight = 0
+        self._releases: list[threading.Event] = []
+        self._lock = threading.Lock()
+        gate = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                status, data = gate._through(self.command, self.path, body, dict(self.headers))
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(data)
+                except OSError:
+                    self.close_connection = True  # the client is gone (killed, timed out)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def hold_next_bulk(self, release_after: float | None = None) -> threading.Event:
+        release = threading.Event()
+        with self._lock:
+            self._armed = release
+            self._releases.append(release)
+        if release_after is not None:
+            timer = threading.Timer(release_after, release.set)
+            timer.daemon = True
+            timer.start()
+        return release
+
+    def _through(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
+        with self._lock:
+            self._in_flight += 1
+            release = None
+            if self._armed is not None and path.startswith("/_bulk"):
+                release, self._armed = self._armed, None
+        try:
+            if release is not None:
+                self.holding.set()
+                release.wait(timeout=120)
+                self.holding.clear()
+            req = urllib.request.Request(
+                self.upstream + path,
+                data=body,
+                method=method,
+                headers={"Content-Type": headers.get("Content-Type", "application/json")},
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=60) as resp:
+                    status, data = resp.status, resp.read()
+            except urllib.error.HTTPError as exc:
+                status, data = exc.code, exc.read()
+            with self._lock:
+                self.landed += 1
+            return status, data
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def release_all(self) -> None:
+        with self._lock:
+            self._armed = None
+            for release in self._releases:
+                release.set()
+
+    @property
+    def idle(self) -> bool:
+        with self._lock:
+            return self._in_flight == 0 and self._armed is None
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
 @dataclass
 class Pipeline:
     """One table -> stream -> worker -> zip -> proxy -> index pipeline, plus its DLQ."""
@@ -82,7 +198,7 @@ class Pipeline:
     stream_arn: str
     dlq_url: str
     proxy: FaultProxy
-    upstream: FaultProxy  # fault-free, between the proxy and osmem: counts what arrives
+    gate: Gate  # fault-free, between the proxy and osmem: holds late writes, counts arrivals
     function: LocalFunction
     batch_size: int
     log_path: Path
@@ -94,7 +210,6 @@ class Pipeline:
     discarded: list[dict[str, Any]] = field(default_factory=list)
     workers_started: int = 0
     closed: bool = False
-    held_until: float = 0.0  # monotonic time when the last held request is released
     stats: dict[str, Any] = field(default_factory=lambda: RUN_STATS)
 
     def __post_init__(self) -> None:
@@ -149,47 +264,46 @@ class Pipeline:
 
     # ------------------------------------------------------------------ faults
 
-    def kill_function_during_next_bulk(self, hold_seconds: float = 0.6) -> threading.Thread:
-        """SIGKILL the function's process while the proxy holds its next ``_bulk``.
+    def kill_function_during_next_bulk(
+        self, release_after: float | None = 0.6
+    ) -> tuple[threading.Thread, threading.Event]:
+        """SIGKILL the function's process while its next ``_bulk`` is held in flight.
 
-        The held request still reaches the index afterwards (a late write from a
-        dead invocation, as a real network can deliver it). Returns the killer thread.
+        The held request still reaches the index once released (after
+        ``release_after`` seconds, or when the returned event is set): a late write
+        from a dead invocation. Returns the killer thread and the release event.
         """
-        self.hold_next_bulk(hold_seconds)
+        release = self.gate.hold_next_bulk(release_after)
 
         def kill() -> None:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                pid = self.function.pid
-                if self.proxy.pending == 0 and pid is not None:
-                    try:
-                        import os
-
-                        os.kill(pid, signal.SIGKILL)
-                        RUN_STATS["faults"]["function_killed"] += 1
-                    except ProcessLookupError:
-                        pass
-                    return
-                time.sleep(0.005)
+            if not self.gate.holding.wait(timeout=30):
+                return
+            pid = self.function.pid
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    RUN_STATS["faults"]["function_killed"] += 1
 
         thread = threading.Thread(target=kill, daemon=True)
         thread.start()
-        return thread
+        return thread, release
 
     def hold_next_bulk(self, seconds: float) -> None:
-        """The proxy holds the next ``_bulk`` this long, then forwards it (a late write)."""
-        self.proxy.delay_next(seconds)
-        self.held_until = max(self.held_until, time.monotonic() + seconds)
+        """The next ``_bulk`` is held this long, then reaches the index (a late write)."""
+        self.gate.hold_next_bulk(seconds)
 
-    def settle(self) -> None:
+    def settle(self, timeout: float = 60.0) -> None:
         """Wait until every held request has been released and has reached the index."""
-        while time.monotonic() < self.held_until + 0.3:
-            time.sleep(min(0.05, max(0.0, self.held_until + 0.3 - time.monotonic())) or 0.01)
-
-    def wait_for_upstream(self, requests: int, timeout: float = 30.0) -> None:
-        """Poll until ``requests`` requests have reached osmem (late writes included)."""
         deadline = time.monotonic() + timeout
-        while self.upstream.stats.requests < requests:
+        while not self.gate.idle:
+            if time.monotonic() > deadline:
+                raise TimeoutError("a held request never reached the index")
+            time.sleep(0.02)
+
+    def wait_for_landed(self, count: int, timeout: float = 30.0) -> None:
+        """Poll until ``count`` requests have reached osmem (late writes included)."""
+        deadline = time.monotonic() + timeout
+        while self.gate.landed < count:
             if time.monotonic() > deadline:
                 raise TimeoutError("the held request never reached the index")
             time.sleep(0.01)
@@ -255,13 +369,14 @@ class Pipeline:
         if self.closed:
             return
         self.closed = True
+        self.gate.release_all()
         self.settle()  # a late write must not recreate the index after it is deleted
         for kind, n in self.proxy.stats.faults.items():
             RUN_STATS["faults"][f"proxy_{kind}"] += n
         self._retire(self.worker)
         self.function.close()
         self.proxy.stop()
-        self.upstream.stop()
+        self.gate.stop()
         self.ddb.delete_table(TableName=self.table)
         self.sqs.delete_queue(QueueUrl=self.dlq_url)
         self.search.request("DELETE", f"/{self.index}")
@@ -324,8 +439,8 @@ def pipeline(
         if mapping is not None:
             put = search.json("PUT", f"/{index}/_mapping", {"properties": mapping})
             assert put.status < 300, put.body
-        upstream = FaultProxy(osmem_base, path_prefix="/never").start()
-        proxy = FaultProxy(upstream.url, path_prefix=proxy_prefix).start()
+        gate = Gate(osmem_base)
+        proxy = FaultProxy(gate.url, path_prefix=proxy_prefix).start()
         log_path = tmp / "function.log"
         function = LocalFunction(
             FunctionConfig(
@@ -356,7 +471,7 @@ def pipeline(
             stream_arn=desc["LatestStreamArn"],
             dlq_url=dlq_url,
             proxy=proxy,
-            upstream=upstream,
+            gate=gate,
             function=function,
             batch_size=batch_size,
             log_path=log_path,

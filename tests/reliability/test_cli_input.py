@@ -95,12 +95,6 @@ def test_backfill_with_an_unreachable_search_endpoint_is_exit_6(
     assert "cannot reach the search endpoint" in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="items._number checks against boto3's DYNAMODB_CONTEXT (Emax 126), which lets "
-    "1E+126 through, but DynamoDB's largest number is 9.99..E+125: against AWS the write "
-    "fails at DynamoDB, after earlier batches of a --file were written (reported)",
-)
 def test_a_number_above_dynamodb_range_is_rejected_before_writing(
     ops_target: Callable[..., Target],
 ) -> None:

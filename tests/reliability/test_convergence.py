@@ -386,7 +386,7 @@ def _run(p: Any, plan: list[Round], seed: int, probability: float) -> None:
             p.restart_worker()
             p.stats["faults"]["worker_restart"] += 1
         elif rnd.fault == "kill":
-            killer = p.kill_function_during_next_bulk()
+            killer, _ = p.kill_function_during_next_bulk()
             p.drain()
             killer.join(timeout=30)
         elif rnd.fault == "slow":

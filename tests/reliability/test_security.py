@@ -62,7 +62,7 @@ def test_item_contents_reach_no_log_line_under_faults(pipeline: Any) -> None:
         p.ddb.put_item(TableName=p.table, Item=_item(n))
         if n % 4 == 0:
             p.ddb.put_item(TableName=p.table, Item=_invalid(n))
-    killer = p.kill_function_during_next_bulk()
+    killer, _ = p.kill_function_during_next_bulk()
     p.drain()
     killer.join(timeout=30)
 

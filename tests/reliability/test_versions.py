@@ -105,10 +105,8 @@ def test_a_late_write_from_a_killed_invocation_never_overwrites_a_later_change(
 ) -> None:
     p = pipeline()
     p.ddb.put_item(TableName=p.table, Item=_item("older"))
-    hold = 6.0
-    killer = p.kill_function_during_next_bulk(hold_seconds=hold)
-    killed_at = time.monotonic()
-    p.drain()  # killed mid-request, retried: "older" indexed
+    killer, release = p.kill_function_during_next_bulk(release_after=None)
+    p.drain()  # killed while its request is held in flight, retried: "older" indexed
     killer.join(timeout=30)
     assert p.worker.stats.function_errors == 1
     assert _doc(p)[0] == to_document(_item("older"))
@@ -117,9 +115,9 @@ def test_a_late_write_from_a_killed_invocation_never_overwrites_a_later_change(
     p.ddb.put_item(TableName=p.table, Item=_item("newer"))
     p.drain()
     assert _doc(p)[0] == to_document(_item("newer"))
-    arrived = p.upstream.stats.requests
-    assert time.monotonic() < killed_at + hold, "the held write must land after the newer one"
-    p.wait_for_upstream(arrived + 1, timeout=hold + 10)  # the dead invocation's write lands
+    landed = p.gate.landed
+    release.set()  # the dead invocation's write lands now, after the newer one
+    p.wait_for_landed(landed + 1)
     assert _doc(p)[0] == to_document(_item("newer"))
     p.stats["tests"]["versions"] += 1
 
@@ -168,14 +166,14 @@ def test_a_late_write_of_the_older_change_in_the_same_second_wins_until_the_next
     (or the stream is replayed)."""
     p = pipeline(batch_size=1)
     _two_changes_in_one_second(p, "first", "second")
-    hold = 4.0
-    killer = p.kill_function_during_next_bulk(hold_seconds=hold)
-    held_at = time.monotonic()
+    killer, release = p.kill_function_during_next_bulk(release_after=None)
     p.drain()  # "first" killed in flight, retried; then "second"
     killer.join(timeout=30)
+    assert p.worker.stats.function_errors == 1
     assert _doc(p)[0] == to_document(_item("second"))
-    assert time.monotonic() < held_at + hold, "the held write must land after the newer one"
-    p.wait_for_upstream(p.upstream.stats.requests + 1, timeout=hold + 10)
+    landed = p.gate.landed
+    release.set()
+    p.wait_for_landed(landed + 1)
     assert _doc(p)[0] == to_document(_item("first")), "the documented late-write limit"
 
     _next_second()
