@@ -88,6 +88,8 @@ class _StreamingTerraform(Terraform):  # type: ignore[misc]
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
+                encoding="utf-8",  # Terraform writes UTF-8 (box drawing) whatever the locale
+                errors="replace",
                 bufsize=1,
             )
         except OSError as exc:
