@@ -194,9 +194,16 @@ def test_deploy_options_become_terraform_variables(fake_terraform: Calls, aws: A
             "--var", "batch_size=500",
             "--var", 'tags={"team": "search"}',
             "--var", "engine_version=OpenSearch_2.17",
+            "--json",
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
+    printed = json.loads(result.stdout)  # machine output on stdout, nothing else
+    assert (printed["kind"], printed["name"], printed["index"]) == (
+        "aws",
+        "orders-search",
+        "orders",
+    )
     assert tfvars("orders-search") == {
         "name": "orders-search",
         "region": "us-east-1",

@@ -91,6 +91,19 @@ def test_json_prints_the_target_on_stdout(recorded: list[dict[str, Any]]) -> Non
     assert json.loads(result.stdout)["search_endpoint"] == "http://127.0.0.1:9200"
 
 
+def test_progress_uses_a_spinner_on_a_terminal(
+    recorded: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ddbsearch.cli import console
+
+    monkeypatch.setattr(console, "interactive", lambda: True)
+    result = runner.invoke(app, ["deploy", "--local"])
+    assert result.exit_code == 0, result.stderr
+    # The spinner replaces progress lines; the summary is still printed.
+    assert "creating the table" not in result.stderr
+    assert "Search endpoint: http://127.0.0.1:9200" in result.stderr
+
+
 def test_destroy_local_says_whether_anything_ran(recorded: list[dict[str, Any]]) -> None:
     first = runner.invoke(app, ["destroy", "--local"])
     assert first.exit_code == 0, first.stderr
