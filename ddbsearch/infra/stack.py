@@ -179,6 +179,15 @@ def deploy_stack(
     validate_stack_name(settings.name)
     progress = on_progress or (lambda _msg: None)
     workdir = working_dir(settings.name)
+    previous = workdir / TFVARS_FILE
+    if previous.is_file():
+        # Another region would orphan every resource in the first one.
+        before = json.loads(previous.read_text()).get("region")
+        if before and before != identity.region:
+            raise InputError(
+                f"stack '{settings.name}' is deployed in {before}, not {identity.region}",
+                hint=f"pass --region {before}, or choose another --name",
+            )
     progress("preparing the working directory")
     _copy_modules(workdir)
     progress("building the Lambda package")

@@ -322,6 +322,20 @@ def test_unreachable_sts_is_reported_as_unreachable(
 
 
 @pytest.mark.integration
+def test_redeploy_updates_in_place_but_never_moves_region(fake_terraform: Calls, aws: Any) -> None:
+    assert runner.invoke(app, ["deploy", "--region", "us-east-1"]).exit_code == 0
+    again = runner.invoke(app, ["deploy", "--region", "us-east-1", "--instance-count", "2"])
+    assert again.exit_code == 0, again.stderr
+    assert tfvars()["instance_count"] == 2
+    assert commands(fake_terraform()).count("apply") == 2
+
+    moved = runner.invoke(app, ["deploy", "--region", "eu-west-1"])
+    assert moved.exit_code == ExitCode.USAGE
+    assert "stack 'ddbsearch' is deployed in us-east-1, not eu-west-1" in moved.stderr
+    assert commands(fake_terraform()).count("init") == 2
+
+
+@pytest.mark.integration
 def test_profile_is_used_by_the_check_and_by_terraform(
     fake_terraform: Calls, aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
