@@ -5,6 +5,8 @@
   the oracle finds exactly those documents missing, and a backfill repairs them.
 - The search backend failing the index check at a cold start: the invocation
   fails as a whole, the worker bisects and retries, the index converges.
+- An invocation that outlives the function timeout is killed, the next one starts
+  cold, and the batch is retried.
 """
 
 from __future__ import annotations
