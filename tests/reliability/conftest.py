@@ -37,7 +37,12 @@ from ddbsearch.core.transport import SearchTransport
 from ddbsearch.local import oracle
 from ddbsearch.local.faultproxy import FaultProxy
 from ddbsearch.local.runtime import FunctionConfig, LocalFunction
-from ddbsearch.local.worker import CheckpointStore, MappingConfig, StreamWorker
+from ddbsearch.local.worker import (
+    CheckpointStore,
+    MappingConfig,
+    StreamWorker,
+    sqs_destination,
+)
 from ddbsearch.packaging import build_lambda_zip
 
 # Totals over the whole run, written out by pytest_terminal_summary below.
@@ -204,6 +209,7 @@ class Pipeline:
     log_path: Path
     checkpoint_path: Path
     worker_settings: dict[str, Any] = field(default_factory=dict)
+    failures_to_dlq: bool = False
     worker: StreamWorker = field(init=False)
     search: SearchTransport = field(init=False)
     worker_log: _Capture = field(default_factory=_Capture)
@@ -232,8 +238,14 @@ class Pipeline:
             self.streams,
             self.function,
             checkpoints=checkpoints,
-            on_failure=self.discarded.append,
+            on_failure=self._on_failure,
         )
+
+    def _on_failure(self, record: dict[str, Any]) -> None:
+        """The on-failure destination: recorded, and (like the deployed mapping) the DLQ."""
+        if self.failures_to_dlq:
+            sqs_destination(self.sqs, self.dlq_url)(record)
+        self.discarded.append(record)
 
     def restart_worker(self) -> None:
         """Abandon the worker (whatever it had buffered) and resume from the checkpoint file."""
@@ -407,6 +419,7 @@ def pipeline(
         index_settings: dict[str, Any] | None = None,
         proxy_prefix: str = "/_bulk",
         worker_settings: dict[str, Any] | None = None,
+        failures_to_dlq: bool = False,
     ) -> Pipeline:
         tmp = tmp_path_factory.mktemp("pipeline")
         ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint)
@@ -477,6 +490,7 @@ def pipeline(
             log_path=log_path,
             checkpoint_path=tmp / "checkpoints.json",
             worker_settings=worker_settings or {},
+            failures_to_dlq=failures_to_dlq,
         )
         worker_logger.addHandler(p.worker_log)
         made.append(p)

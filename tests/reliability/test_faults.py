@@ -26,11 +26,21 @@ def _item(n: int) -> dict[str, Any]:
 
 
 def test_records_given_up_are_named_and_a_backfill_repairs_them(pipeline: Any) -> None:
+    """As deployed, the mapping's on-failure destination is the dead-letter queue too:
+    the queue then mixes ddbsearch's item records with the mapping's range records.
+    Redrive resolves the first kind and leaves the second for backfill."""
     from ddbsearch.backfill import run_backfill
+    from ddbsearch.redrive import redrive
 
-    p = pipeline(batch_size=3, timeout=3.0, worker_settings={"maximum_retry_attempts": 1})
+    p = pipeline(
+        batch_size=3,
+        timeout=3.0,
+        worker_settings={"maximum_retry_attempts": 1},
+        failures_to_dlq=True,
+    )
     for n in range(4):
         p.ddb.put_item(TableName=p.table, Item=_item(n))
+    p.ddb.put_item(TableName=p.table, Item={**_item(99), "a.b": {"S": "dotted"}})
     p.drain()
     assert p.diff().ok
 
@@ -48,6 +58,18 @@ def test_records_given_up_are_named_and_a_backfill_repairs_them(pipeline: Any) -
     assert set(diff.missing) == lost, "the oracle sees exactly the given-up records"
     assert not diff.unexpected
     assert not diff.different
+
+    # Fix the dotted item, then redrive the old dead letters: the item record is
+    # resolved, the mapping's range records stay (they name no item).
+    p.ddb.put_item(TableName=p.table, Item=_item(99))
+    p.drain()
+    report = redrive(p.target())
+    assert report.batch_records == len(p.discarded)
+    assert report.indexed + report.stale == 1
+    assert report.still_failing == []
+    left = p.dead_letters()
+    assert len(left) == len(p.discarded)
+    assert all("DDBStreamBatchInfo" in m for m in left)
 
     summary = run_backfill(p.target(), segments=1)
     assert summary.complete
