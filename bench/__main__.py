@@ -14,11 +14,12 @@ import os
 import shlex
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 from bench import artifact, backfill, e2e, handler
-from bench.report import Section, machine, targets_table
+from bench.report import Section, Target, machine, targets_table
 
 BENCHMARKS: dict[str, Callable[..., Section]] = {
     "handler": handler.run,
@@ -111,12 +112,25 @@ def main(argv: list[str] | None = None) -> int:
     sections = []
     for name in names:
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
-        section = BENCHMARKS[name](quick=args.quick)
+        t0 = time.perf_counter()
+        try:
+            section = BENCHMARKS[name](quick=args.quick)
+        except Exception as exc:  # one failed benchmark must not lose the others' numbers
+            traceback.print_exc()
+            section = Section(name, f"{name}: not measured")
+            section.notes.append(f"not measured: {type(exc).__name__}: {exc}")
+            section.targets.append(Target(name, "not measured", "", None))
+            section.seconds = time.perf_counter() - t0
         print(f"[bench] {name}: {section.seconds:.1f} s", file=sys.stderr, flush=True)
         print(section.markdown(), flush=True)
         if section.metrics.get("profile_table"):
             print(section.metrics["profile_table"] + "\n", flush=True)
         sections.append(section)
+        if args.write_docs:  # after each benchmark, so a crash later keeps these numbers
+            elapsed = time.perf_counter() - started
+            write_docs(
+                args.write_docs, results_markdown(sections, command=command, seconds=elapsed)
+            )
     seconds = time.perf_counter() - started
     print("### Targets\n\n" + targets_table(sections) + "\n")
     print(f"[bench] total {seconds:.1f} s", file=sys.stderr)
