@@ -178,7 +178,8 @@ class Gate:
     @property
     def idle(self) -> bool:
         with self._lock:
-            return self._in_flight == 0 and self._armed is None
+            # A hold whose release time has come but that caught no request holds nothing.
+            return self._in_flight == 0 and (self._armed is None or self._armed.is_set())
 
     def stop(self) -> None:
         self._server.shutdown()
