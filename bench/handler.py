@@ -9,6 +9,7 @@ one HTTP request per record, as the original blog post's handler did.
 from __future__ import annotations
 
 import cProfile
+import gc
 import io
 import os
 import pstats
@@ -198,8 +199,11 @@ def run(
             for event in warmup:
                 handle(event, Context())
         runs: dict[str, list[Run]] = {label: [] for label in variants}
-        for _ in range(repeats):  # interleaved, so drift hits every variant alike
-            for label, handle in variants.items():
+        order = list(variants.items())
+        for n in range(repeats):  # interleaved, so drift hits every variant alike
+            # Rotated, so that no variant always runs right after the same other one.
+            for label, handle in order[n % len(order) :] + order[: n % len(order)]:
+                gc.collect()  # no variant pays for the garbage of the one before
                 runs[label].append(
                     _timed(label, handle, naive_events if "naive" in label else events, sink)
                 )
@@ -271,7 +275,8 @@ def run(
         f"records; items of `{data.TABLE}` with nested maps, a list of maps and a string set.",
         f"ddbsearch sent {num(ours.stats.get('bulk_items', 0))} bulk items for "
         f"{num(records)} records: a batch collapses to the last change per key.",
-        f"Best (least CPU time) of {repeats} interleaved run(s) after one warm-up batch per "
+        f"Best (least CPU time) of {repeats} interleaved run(s) (order rotated each round, "
+        "`gc.collect()` before each) after one warm-up batch per "
         "handler (cold start: index check, imports, connection). CPU = `time.process_time()` "
         "of the benchmark process; the sink runs in another process.",
         "The sink acknowledges instantly but parses every NDJSON line to answer each item; "
