@@ -500,7 +500,7 @@ def test_binary_sort_keys_at_the_size_limit_converge(pipeline: Any) -> None:
     p.drain()
     p.replay()
     p.proxy.clear()
-    diff = p.diff()
+    diff = p.diff(known_bug=True)  # drop known_bug when the xfail goes
     assert diff.ok, diff.summary()
     assert diff.compared == len(sort_keys) * 3 - 1
     assert sum(i.startswith("sha256:") for i in p.index_documents()) >= len(sort_keys)
