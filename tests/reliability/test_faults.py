@@ -3,8 +3,8 @@
 - Records the event source mapping gives up (retries exhausted during a long
   outage) are not lost silently: the on-failure record names their stream range,
   the oracle finds exactly those documents missing, and a backfill repairs them.
-- The search backend failing the index check at a cold start: the invocation
-  fails as a whole, the worker bisects and retries, the index converges.
+- The search backend failing the index check at a cold start: the batch fails
+  (today as a function error), is retried, and the index converges.
 - An invocation that outlives the function timeout is killed, the next one starts
   cold, and the batch is retried.
 """
@@ -86,7 +86,8 @@ def test_backend_failing_the_index_check_at_cold_start(pipeline: Any) -> None:
         p.ddb.put_item(TableName=p.table, Item=_item(n))
     p.drain()
     assert p.proxy.pending == 0
-    assert p.worker.stats.function_errors >= 1
+    # Today a function error (the handler raises); a partial failure would do as well.
+    assert p.worker.stats.function_errors + p.worker.stats.partial_failures >= 1
     assert p.discarded == []
     assert p.diff().ok
     p.stats["tests"]["faults"] += 1
