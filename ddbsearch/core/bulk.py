@@ -68,12 +68,17 @@ _TRANSIENT_TYPES = frozenset(
         "index_not_found_exception",  # recreated before the retry
     }
 )
-# OpenSearch quotes the offending value in some reasons; it must not reach logs or queues.
-_VALUE_PREVIEW = re.compile(r"\s*Preview of field's value: .*$", re.DOTALL)
+# OpenSearch quotes offending values in some reasons ("Preview of field's value: ...",
+# "For input string: ...", an immense term's prefix); none of it may reach logs or
+# queues. Trailing value reports are cut and every quoted string is blanked.
+_VALUE_TAIL = re.compile(
+    r"\s*(Preview of field's value|The prefix of the first immense term is)\b.*$", re.DOTALL
+)
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 
 def _sanitize(reason: str) -> str:
-    return _VALUE_PREVIEW.sub("", reason)[:500]
+    return _QUOTED.sub("'…'", _VALUE_TAIL.sub("", reason))[:500]
 
 
 class BulkIndexer:

@@ -32,7 +32,7 @@ from ddbsearch.core.documents import (
     document_id,
     stream_version,
 )
-from ddbsearch.core.template import ensure_index
+from ddbsearch.core.template import IndexSetupError, ensure_index
 from ddbsearch.core.transport import SearchTransport, TransportError
 from ddbsearch.defaults import BULK_MAX_BYTES
 from ddbsearch.errors import ConfigurationError
@@ -145,8 +145,8 @@ class Indexer:
         try:
             ensure_index(self.transport, self.settings.index)
             self._index_ready = True
-        except TransportError:
-            pass
+        except (TransportError, IndexSetupError):
+            pass  # the items stay transient; the next attempt or invocation tries again
 
     # ------------------------------------------------------------------ invoke
 
@@ -163,6 +163,10 @@ class Indexer:
                 self._index_ready = True
             except TransportError:
                 counts.error_types["connection_error"] = 1
+            except IndexSetupError as exc:
+                if not exc.transient:
+                    raise
+                counts.error_types[f"http_{exc.status}"] = 1
 
         if self._index_ready:
             self._process(records, done, counts, deadline)

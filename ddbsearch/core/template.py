@@ -20,6 +20,20 @@ from ddbsearch.core.transport import SearchTransport
 from ddbsearch.errors import DdbsearchError
 
 TEMPLATE_PREFIX = "ddbsearch-"
+
+
+class IndexSetupError(DdbsearchError):
+    """The domain answered, but not with success, while the index was being set up."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def transient(self) -> bool:
+        return self.status == 429 or self.status >= 500
+
+
 KEYWORD_IGNORE_ABOVE = 256
 
 
@@ -81,7 +95,9 @@ def ensure_index(transport: SearchTransport, index: str, *, update_template: boo
         return False
     put = transport.json("PUT", f"/_index_template/{TEMPLATE_PREFIX}{index}", index_template(index))
     if put.status >= 300:
-        raise DdbsearchError(f"could not store the index template for {index!r} ({put.status})")
+        raise IndexSetupError(
+            f"could not store the index template for {index!r} ({put.status})", put.status
+        )
     if head.status == 200:
         return False
     created = transport.json("PUT", f"/{index}", {})
@@ -89,4 +105,4 @@ def ensure_index(transport: SearchTransport, index: str, *, update_template: boo
         return True
     if b"resource_already_exists_exception" in created.body:
         return False  # another invocation won the race
-    raise DdbsearchError(f"could not create index {index!r} ({created.status})")
+    raise IndexSetupError(f"could not create index {index!r} ({created.status})", created.status)
