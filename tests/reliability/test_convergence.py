@@ -479,12 +479,6 @@ def test_index_converges_to_the_table_under_faults(
         p.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="moto 5.2.5 DynamoDB Streams base64-encodes B key attributes twice in "
-    "dynamodb.Keys (NewImage/OldImage are right), so stream ids differ from Scan ids; "
-    "the local worker's lambda_record could take key values from the image (reported)",
-)
 def test_binary_sort_keys_at_the_size_limit_converge(pipeline: Any) -> None:
     """B keys reach the handler base64-encoded (stream events) and the oracle as bytes
     (Scan): both must give one id. Sort keys at DynamoDB's 1,024-byte limit, bytes that
@@ -500,7 +494,7 @@ def test_binary_sort_keys_at_the_size_limit_converge(pipeline: Any) -> None:
     p.drain()
     p.replay()
     p.proxy.clear()
-    diff = p.diff(known_bug=True)  # drop known_bug when the xfail goes
+    diff = p.diff()
     assert diff.ok, diff.summary()
     assert diff.compared == len(sort_keys) * 3 - 1
     assert sum(i.startswith("sha256:") for i in p.index_documents()) >= len(sort_keys)
