@@ -231,8 +231,10 @@ def _key_component(av: AttributeValue) -> str:
     if tag == "S":
         text = str(value)
     elif tag == "N":
-        # Canonical form, so "3", "3.0" and "3E0" name the same item as DynamoDB does.
-        text = str(Decimal(value).normalize())
+        # Canonical positional form, so "3", "3.0" and "3E0" name the same item, as in
+        # DynamoDB, and 149179528360 stays 149179528360 (not 1.4917952836E+11).
+        number = Decimal(value)
+        text = "0" if number == 0 else format(number.normalize(), "f")
     elif tag == "B":
         text = _binary(value)
     else:

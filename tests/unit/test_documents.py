@@ -164,8 +164,19 @@ def test_id_is_the_same_from_keys_in_any_order() -> None:
     assert a == b == "51|3"
 
 
-def test_id_normalizes_numbers_like_dynamodb() -> None:
-    assert document_id({"k": {"N": "3.0"}}) == document_id({"k": {"N": "3"}})
+@pytest.mark.parametrize(
+    ("variants", "expected"),
+    [
+        (["3", "3.0", "3E0", "0.3E1"], "3"),
+        (["149179528360", "1.4917952836E+11"], "149179528360"),
+        (["100", "1E+2"], "100"),
+        (["-12.50", "-1.25E1"], "-12.5"),
+        (["0", "-0", "0.000"], "0"),
+        (["1E-5"], "0.00001"),
+    ],
+)
+def test_id_writes_numbers_in_canonical_positional_form(variants: list[str], expected: str) -> None:
+    assert {document_id({"k": {"N": v}}) for v in variants} == {expected}
 
 
 def test_id_does_not_collide_across_separators() -> None:
