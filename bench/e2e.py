@@ -9,6 +9,7 @@ Lambda runtime) with the default mapping. Each put is timed from just before
 
 from __future__ import annotations
 
+import json
 import random
 import statistics
 import tempfile
@@ -97,7 +98,16 @@ def run(quick: bool = False, *, puts: int | None = None) -> Section:
                 time.sleep(rng.uniform(0, IDLE_POLL_SECONDS))
                 item = data.item(rng, 1 + n % 50, 1 + n)
                 item["shortDescription"] = {"S": f"bench-{n}"}
-                latencies.append(_put_and_wait(ddb, transport, target.index, item))
+                try:
+                    latencies.append(_put_and_wait(ddb, transport, target.index, item))
+                except TimeoutError as exc:
+                    status = stack.mapping_status(data.TABLE) or {}
+                    log = stack.function_log(data.TABLE)
+                    tail = log.read_text()[-800:] if log.exists() else ""
+                    raise TimeoutError(
+                        f"{exc}; put {n + 1} of {count}; worker: "
+                        f"{json.dumps(status.get('stats'))[:800]}; function log tail: {tail}"
+                    ) from None
         finally:
             stop_stack(root)
     p50, p95, p99 = (percentile(latencies, p) for p in (50, 95, 99))
