@@ -173,6 +173,4 @@ def resolve_target(
                 "nothing is deployed yet",
                 hint="run 'ddbsearch deploy --local' (no AWS account needed) or 'ddbsearch deploy'",
             )
-    return target.with_overrides(
-        search_endpoint=endpoint, table=table, index=index, region=region
-    )
+    return target.with_overrides(search_endpoint=endpoint, table=table, index=index, region=region)
