@@ -27,6 +27,7 @@ import base64
 import hashlib
 import json
 import math
+import queue
 import re
 import threading
 import time
@@ -233,6 +234,20 @@ def _general(reason: str | None) -> str:
     return _DOC_ID_IN_REASON.sub("", reason or "unknown")
 
 
+_END = object()  # the reader has no more pages
+
+
+def _offer(pages: queue.Queue[Any], entry: Any, quit_reading: threading.Event) -> bool:
+    """Put ``entry`` for the indexing side; False if it stopped listening."""
+    while not quit_reading.is_set():
+        try:
+            pages.put(entry, timeout=0.1)
+        except queue.Full:
+            continue
+        return True
+    return False
+
+
 class _PageFailed(DdbsearchError):
     """Documents of a page still failed transiently at the page deadline."""
 
@@ -253,39 +268,76 @@ class _Run:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def segment(self, segment: int) -> None:
-        transport = search_transport(self.target)
-        indexer = BulkIndexer(transport, self.target.index)
+        """Scan one segment and index it, reading the next page while one is indexed.
+
+        A reader thread keeps one page ahead (a bounded queue of one), so Scan and
+        _bulk overlap instead of taking turns; pages are still indexed, and the
+        checkpoint advanced, strictly in order. On a stop the reader reads no more,
+        and the pages already read are indexed, as before.
+        """
+        indexer = BulkIndexer(search_transport(self.target), self.target.index)
+        pages: queue.Queue[Any] = queue.Queue(maxsize=1)
+        quit_reading = threading.Event()
+        reader = threading.Thread(
+            target=self._read,
+            args=(segment, pages, quit_reading),
+            name=f"scan-{segment}-read",
+            daemon=True,
+        )
+        reader.start()
+        try:
+            while True:
+                entry = pages.get()
+                if entry is _END:
+                    return
+                if isinstance(entry, BaseException):
+                    raise entry
+                page, version, units = entry
+                items: list[dict[str, Any]] = page.get("Items", [])
+                self._index(indexer, items, version, units)
+                self.checkpoint.advance(segment, page.get("LastEvaluatedKey"), len(items))
+                if self.on_progress is not None and items:
+                    self.on_progress(len(items))
+        finally:
+            quit_reading.set()
+            reader.join()
+
+    def _read(self, segment: int, pages: queue.Queue[Any], quit_reading: threading.Event) -> None:
         start_key = self.checkpoint.start_key(segment)
-        while not self.stop.is_set():
-            self.pacer.wait(self.stop)
-            if self.stop.is_set():
-                return
-            kwargs: dict[str, Any] = {
-                "TableName": self.table.name,
-                "Segment": segment,
-                "TotalSegments": self.checkpoint.total_segments,
-                "ConsistentRead": True,
-                "ReturnConsumedCapacity": "TOTAL",
-            }
-            if start_key:
-                kwargs["ExclusiveStartKey"] = start_key
-            if self.page_size:
-                kwargs["Limit"] = self.page_size
-            read_started_at = time.time()  # before the request: see backfill_version
-            with aws.aws_errors(f"scanning table '{self.table.name}'"):
-                page = self.ddb.scan(**kwargs)
-            units = float((page.get("ConsumedCapacity") or {}).get("CapacityUnits", 0.0))
-            self.pacer.spend(units)
-            items: list[dict[str, Any]] = page.get("Items", [])
-            if self.after_read is not None:
-                self.after_read(segment, page)
-            self._index(indexer, items, backfill_version(read_started_at), units)
-            start_key = page.get("LastEvaluatedKey")
-            self.checkpoint.advance(segment, start_key, len(items))
-            if self.on_progress is not None and items:
-                self.on_progress(len(items))
-            if not start_key:
-                return
+        try:
+            while not (self.stop.is_set() or quit_reading.is_set()):
+                self.pacer.wait(self.stop)
+                if self.stop.is_set():
+                    break
+                kwargs: dict[str, Any] = {
+                    "TableName": self.table.name,
+                    "Segment": segment,
+                    "TotalSegments": self.checkpoint.total_segments,
+                    "ConsistentRead": True,
+                    "ReturnConsumedCapacity": "TOTAL",
+                }
+                if start_key:
+                    kwargs["ExclusiveStartKey"] = start_key
+                if self.page_size:
+                    kwargs["Limit"] = self.page_size
+                read_started_at = time.time()  # before the request: see backfill_version
+                with aws.aws_errors(f"scanning table '{self.table.name}'"):
+                    page = self.ddb.scan(**kwargs)
+                units = float((page.get("ConsumedCapacity") or {}).get("CapacityUnits", 0.0))
+                self.pacer.spend(units)
+                if self.after_read is not None:
+                    self.after_read(segment, page)
+                if not _offer(
+                    pages, (page, backfill_version(read_started_at), units), quit_reading
+                ):
+                    return
+                start_key = page.get("LastEvaluatedKey")
+                if not start_key:
+                    break
+        except Exception as exc:  # handed to the indexing side, which raises it in order
+            _offer(pages, exc, quit_reading)
+            return
+        _offer(pages, _END, quit_reading)
 
     def _index(
         self, indexer: BulkIndexer, items: list[dict[str, Any]], version: int, units: float

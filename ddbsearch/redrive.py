@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ddbsearch import aws
+from ddbsearch.backfill import search_transport
 from ddbsearch.core.bulk import BulkIndexer, Outcome
 from ddbsearch.core.documents import (
     Action,
@@ -59,14 +60,6 @@ class RedriveReport:
             "batch_records": self.batch_records,
             "still_failing": self.still_failing,
         }
-
-
-def search_transport(target: Target) -> SearchTransport:
-    """The indexing transport for a target, signed with the target's credentials on AWS."""
-    credentials = aws.session(target).get_credentials() if target.sigv4 else None
-    return SearchTransport(
-        target.search_endpoint, region=target.region, sigv4=target.sigv4, credentials=credentials
-    )
 
 
 def key_names(target: Target) -> list[str]:

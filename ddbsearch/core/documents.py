@@ -97,6 +97,9 @@ def _number(text: str) -> int | float:
     a double's range, so nothing overflows; digits beyond a double's ~17 are
     rounded to the nearest double (documented precision policy).
     """
+    digits = text[1:] if text[:1] == "-" else text
+    if len(digits) <= 18 and digits.isascii() and digits.isdigit():
+        return int(text)  # the common case, exact and fast: 18 digits always fit int64
     try:
         value = Decimal(text)
     except InvalidOperation:
