@@ -128,3 +128,14 @@ def test_exit_codes_table_lists_every_code_with_its_name() -> None:
         for m in re.finditer(r"^\| `(\d+)` \| ([A-Z_]+) \|", body, flags=re.M)
     }
     assert rows == {int(code): code.name for code in ExitCode}
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    """The newcomer's two commands: CI must run the second one, as written."""
+    quick_start = section(README.read_text(), "Quick start (fresh machine, Python 3.10+)")
+    commands = re.findall(r"```bash\n(.*?)\n```", quick_start, flags=re.S)
+    assert len(commands) == 2, "Quick start shows the demo command and the test command"
+    demo, tests = commands
+    assert demo.endswith("ddbsearch demo")
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert tests in ci.splitlines()
