@@ -17,8 +17,8 @@ import ddbsearch
 from ddbsearch.errors import DdbsearchError
 
 _PACKAGE_DIR = Path(ddbsearch.__file__).parent
-# Modules of the ddbsearch package that the handler needs (core/ is taken whole).
-_SHARED_MODULES = ("__init__.py", "errors.py", "defaults.py")
+# The package marker; the handler needs nothing else outside core/, which is taken whole.
+_SHARED_MODULES = ("__init__.py",)
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 MAX_ZIP_BYTES = 3 * 1024 * 1024
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from ddbsearch.core.defaults import BULK_MAX_BYTES
 from ddbsearch.core.documents import Action
 from ddbsearch.core.transport import SearchTransport, TransportError
-from ddbsearch.defaults import BULK_MAX_BYTES
 
 
 class Outcome(str, Enum):

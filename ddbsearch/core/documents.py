@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from ddbsearch.errors import ConfigurationError, DdbsearchError
+from ddbsearch.core.errors import ConfigurationError, DdbsearchError
 
 AttributeValue = Mapping[str, Any]  # DynamoDB JSON: {"S": "x"}, {"N": "3"}, {"M": {...}}, ...
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ddbsearch.core.bulk import BulkIndexer, BulkReport, Outcome
+from ddbsearch.core.defaults import BULK_MAX_BYTES
 from ddbsearch.core.documents import (
     Action,
     InvalidDocument,
@@ -32,10 +33,9 @@ from ddbsearch.core.documents import (
     document_id,
     stream_version,
 )
+from ddbsearch.core.errors import ConfigurationError
 from ddbsearch.core.template import IndexSetupError, ensure_index
 from ddbsearch.core.transport import SearchTransport, TransportError
-from ddbsearch.defaults import BULK_MAX_BYTES
-from ddbsearch.errors import ConfigurationError
 
 # Used when there is no Lambda context (tests, local tools).
 DEFAULT_BUDGET_SECONDS = 30.0

@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from ddbsearch.core.documents import MAX_DEPTH
+from ddbsearch.core.errors import DdbsearchError
 from ddbsearch.core.transport import SearchTransport
-from ddbsearch.errors import DdbsearchError
 
 TEMPLATE_PREFIX = "ddbsearch-"
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import urllib3
 
-from ddbsearch.errors import AuthError, ConfigurationError
+from ddbsearch.core.errors import AuthError, ConfigurationError
 
 
 class TransportError(Exception):
