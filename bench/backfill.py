@@ -9,7 +9,7 @@ backend: osmem-server (its own process). The limits:
   ``ddbsearch.core.bulk.BulkIndexer`` to a fresh index, page by page (the pages
   the scan returned), with no DynamoDB in the loop.
 
-The backfill is ``ddbsearch.backfill.run_backfill`` on a fresh index of its own.
+The backfill is ``ddbsearch.ops.backfill.run_backfill`` on a fresh index of its own.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def _count(transport: SearchTransport, index: str) -> int:
 
 
 def run(quick: bool = False, *, items: int | None = None) -> Section:
-    from ddbsearch.backfill import run_backfill
+    from ddbsearch.ops.backfill import run_backfill
     from ddbsearch.targets import Target as PipelineTarget
 
     started = time.perf_counter()

@@ -10,8 +10,8 @@ Two input shapes are accepted, one item per JSON object:
   type tag (``S N B BOOL NULL M L SS NS BS``); such input is validated strictly.
 
 Items are returned in the low-level wire form boto3 clients take (DynamoDB JSON with
-``B``/``BS`` values as ``bytes``). Nothing here talks to AWS except
-:func:`describe_table`.
+``B``/``BS`` values as ``bytes``). Nothing here talks to AWS: the table comes from
+:mod:`ddbsearch.tables`.
 """
 
 from __future__ import annotations
@@ -19,19 +19,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import random
 import re
-import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Context, Decimal, DecimalException, InvalidOperation
 from typing import Any
 
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
 
-from ddbsearch.aws import aws_errors
-from ddbsearch.errors import InputError, NotFoundError
+from ddbsearch.errors import InputError
+from ddbsearch.tables import TableInfo
 
 AttributeValue = dict[str, Any]
 Item = dict[str, AttributeValue]
@@ -43,77 +39,6 @@ MAX_DEPTH = 32  # DynamoDB's nesting limit for documents
 # DynamoDB numbers: 1E-130 <= |n| <= 9.9999999999999999999999999999999999999E+125.
 MIN_EXPONENT = -130
 MAX_EXPONENT = 125
-
-
-# --------------------------------------------------------------------------- table
-
-
-@dataclass(frozen=True)
-class KeyAttribute:
-    name: str
-    type: str  # S, N or B
-    role: str  # HASH or RANGE
-
-
-@dataclass(frozen=True)
-class TableInfo:
-    """What ddbsearch needs to know about a table, from DescribeTable."""
-
-    name: str
-    keys: tuple[KeyAttribute, ...]
-    item_count: int = 0  # approximate on AWS (refreshed about every six hours)
-    size_bytes: int = 0
-    status: str = "ACTIVE"
-    stream_enabled: bool = False
-    stream_view_type: str | None = None
-    stream_arn: str | None = None
-    billing_mode: str = "PROVISIONED"
-    read_capacity: int = 0  # provisioned RCU; 0 for on-demand tables
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def key_names(self) -> list[str]:
-        return [k.name for k in self.keys]
-
-    @classmethod
-    def from_description(cls, desc: Mapping[str, Any]) -> TableInfo:
-        types = {
-            a["AttributeName"]: a["AttributeType"] for a in desc.get("AttributeDefinitions", [])
-        }
-        # HASH first, then RANGE, whatever order DescribeTable used.
-        schema = sorted(desc.get("KeySchema", []), key=lambda k: k["KeyType"] != "HASH")
-        keys = tuple(
-            KeyAttribute(k["AttributeName"], types.get(k["AttributeName"], "S"), k["KeyType"])
-            for k in schema
-        )
-        stream = desc.get("StreamSpecification") or {}
-        billing = (desc.get("BillingModeSummary") or {}).get("BillingMode", "PROVISIONED")
-        rcu = int((desc.get("ProvisionedThroughput") or {}).get("ReadCapacityUnits", 0) or 0)
-        return cls(
-            name=str(desc["TableName"]),
-            keys=keys,
-            item_count=int(desc.get("ItemCount", 0) or 0),
-            size_bytes=int(desc.get("TableSizeBytes", 0) or 0),
-            status=str(desc.get("TableStatus", "ACTIVE")),
-            stream_enabled=bool(stream.get("StreamEnabled", False)),
-            stream_view_type=stream.get("StreamViewType"),
-            stream_arn=desc.get("LatestStreamArn"),
-            billing_mode=str(billing),
-            read_capacity=0 if billing == "PAY_PER_REQUEST" else rcu,
-            raw=desc,
-        )
-
-
-def describe_table(ddb: Any, table: str) -> TableInfo:
-    """DescribeTable, with a clear NotFoundError for an unknown table."""
-    with aws_errors(f"table '{table}'"):
-        try:
-            desc = ddb.describe_table(TableName=table)["Table"]
-        except ddb.exceptions.ResourceNotFoundException:
-            raise NotFoundError(
-                f"table '{table}' does not exist", hint="check --table / the deployed stack"
-            ) from None
-    return TableInfo.from_description(desc)
 
 
 # --------------------------------------------------------------------------- parsing
@@ -369,112 +294,3 @@ def key_of(item: Mapping[str, AttributeValue], key_names: Sequence[str]) -> tupl
         tag, inner = next(iter(item[name].items()))
         out.append(Decimal(inner) if tag == "N" else inner)
     return tuple(out)
-
-
-# --------------------------------------------------------------------------- generator
-
-_MERCHANTS = (
-    "Blue Bottle Coffee", "Green Grocer", "City Transit", "Mega Mart", "Corner Bakery",
-    "Sunrise Pharmacy", "Northwind Books", "Riverside Cinema", "Harbor Fuel", "Cloud Storage Co",
-    "Fresh Market", "Urban Outfitters", "Pixel Electronics", "Golden Dragon", "Luigi's Pizzeria",
-)  # fmt: skip
-_CATEGORIES = {
-    "Blue Bottle Coffee": "dining", "Green Grocer": "groceries", "City Transit": "transport",
-    "Mega Mart": "shopping", "Corner Bakery": "dining", "Sunrise Pharmacy": "health",
-    "Northwind Books": "shopping", "Riverside Cinema": "entertainment", "Harbor Fuel": "transport",
-    "Cloud Storage Co": "subscriptions", "Fresh Market": "groceries",
-    "Urban Outfitters": "shopping", "Pixel Electronics": "electronics",
-    "Golden Dragon": "dining", "Luigi's Pizzeria": "dining",
-}  # fmt: skip
-_WHAT = (
-    "coffee", "groceries", "monthly pass", "weekly shop", "croissants", "prescription",
-    "paperback", "movie tickets", "fuel", "subscription", "vegetables", "jacket",
-    "headphones", "dinner", "pizza", "refund", "gift card", "test purchase",
-)  # fmt: skip
-_ADJECTIVES = ("mega", "small", "large", "express", "premium", "final", "quick", "family")
-_CURRENCIES = ("USD", "USD", "USD", "EUR", "GBP")
-_STATUSES = ("SETTLED", "SETTLED", "SETTLED", "PENDING", "DECLINED")
-
-
-def generate_transactions(
-    count: int,
-    *,
-    seed: int | None = None,
-    now: datetime | None = None,
-    users: int | None = None,
-    table: TableInfo | None = None,
-) -> Iterator[Item]:
-    """``count`` realistic card transactions for the reference table (UsersTransactions).
-
-    The reference table is keyed on ``userId`` (N) and ``transactionId`` (N).
-    ``transactionId`` is unique; ``userId`` repeats across a pool of users so that
-    per-user queries return several rows. For a ``table`` keyed differently, key
-    attributes are converted to the table's types (a string ``transactionId`` is a
-    UUID) and key attributes a transaction does not have get unique values.
-    """
-    rng = random.Random(seed)  # noqa: S311 - demo data, not security
-    now = now or datetime.now(timezone.utc)
-    pool = users or max(5, count // 20)
-    accounts: dict[int, int] = {}
-    key_types = {k.name: k.type for k in (table.keys if table else ())}
-    used_ids: set[int] = set()
-    for _ in range(count):
-        user = rng.randint(1, pool)
-        # A number, like the blog post's {"accountId": 3}: one table, one type per field.
-        account = accounts.setdefault(user, rng.randrange(10**7, 10**8))
-        merchant = rng.choice(_MERCHANTS)
-        when = now - timedelta(seconds=rng.randrange(90 * 24 * 3600))
-        amount = Decimal(rng.randrange(100, 50_000)) / 100
-        if rng.random() < 0.05:
-            amount = -amount  # refunds
-        tx_id = rng.randrange(10**11, 10**12)
-        while tx_id in used_ids:
-            tx_id = rng.randrange(10**11, 10**12)
-        used_ids.add(tx_id)
-        description = f"{rng.choice(_ADJECTIVES).capitalize()} {rng.choice(_WHAT)} at {merchant}"
-        item: Item = {
-            "userId": {"N": str(user)},
-            "transactionId": {"N": str(tx_id)},
-            "accountId": {"N": str(account)},
-            "amount": {"N": str(amount)},
-            "currency": {"S": rng.choice(_CURRENCIES)},
-            "merchant": {"S": merchant},
-            "category": {"S": _CATEGORIES[merchant]},
-            "status": {"S": rng.choice(_STATUSES)},
-            "shortDescription": {"S": description},
-            "createdAt": {"S": when.strftime("%Y-%m-%dT%H:%M:%SZ")},
-            "createdAtEpoch": {"N": str(int(when.timestamp()))},
-        }
-        for name, kind in key_types.items():
-            current = item.get(name)
-            if current is None:
-                item[name] = _unique_value(kind, rng)
-            elif next(iter(current)) != kind:
-                item[name] = _as_key_type(name, current, kind, rng)
-        yield item
-
-
-def _as_key_type(name: str, value: AttributeValue, kind: str, rng: random.Random) -> AttributeValue:
-    """A generated attribute converted to the table's key type, keeping it unique."""
-    if name == "transactionId" and kind == "S":
-        return {"S": str(uuid.UUID(int=rng.getrandbits(128), version=4))}
-    if kind == "S":
-        return {"S": str(next(iter(value.values())))}
-    if kind == "B":
-        return {"B": str(next(iter(value.values()))).encode()}
-    return _unique_value("N", rng)  # a generated string attribute used as a number key
-
-
-_GENERATED_FIELDS = frozenset(
-    {"userId", "transactionId", "accountId", "amount", "currency", "merchant", "category",
-     "status", "shortDescription", "createdAt", "createdAtEpoch"}
-)  # fmt: skip
-
-
-def _unique_value(kind: str, rng: random.Random) -> AttributeValue:
-    bits = rng.getrandbits(63)
-    if kind == "N":
-        return {"N": str(bits)}
-    if kind == "B":
-        return {"B": bits.to_bytes(8, "big")}
-    return {"S": f"{bits:016x}"}

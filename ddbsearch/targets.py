@@ -13,13 +13,13 @@ command resolves its target from there, so ``ddbsearch search`` just works after
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from ddbsearch.errors import NotDeployedError
+from ddbsearch.files import read_json, write_json
 
 TargetKind = Literal["local", "aws"]
 
@@ -78,46 +78,29 @@ def stack_dir(name: str) -> Path:
     return state_home() / "stacks" / name
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)  # atomic: a reader never sees half a file
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def set_current(kind: TargetKind, name: str) -> None:
-    _write_json(state_home() / "current.json", {"kind": kind, "name": name})
+    write_json(state_home() / "current.json", {"kind": kind, "name": name})
 
 
 def clear_current(kind: TargetKind, name: str) -> None:
     """Forget the current pointer if it points at the stack being destroyed."""
-    current = _read_json(state_home() / "current.json")
+    current = read_json(state_home() / "current.json")
     if current == {"kind": kind, "name": name}:
         (state_home() / "current.json").unlink(missing_ok=True)
 
 
 def save_aws_target(target: Target) -> None:
-    _write_json(stack_dir(target.name) / "target.json", target.to_json())
+    write_json(stack_dir(target.name) / "target.json", target.to_json())
 
 
 def load_aws_target(name: str) -> Target | None:
-    data = _read_json(stack_dir(name) / "target.json")
+    data = read_json(stack_dir(name) / "target.json")
     return Target.from_json(data) if data else None
 
 
 def load_local_target() -> Target | None:
     """The local stack's target, if ``deploy --local`` recorded one."""
-    data = _read_json(local_state_file())
+    data = read_json(local_state_file())
     if not data or "target" not in data:
         return None
     return Target.from_json(data["target"])
@@ -151,7 +134,7 @@ def resolve_target(
                 f"no deployed stack named '{name}'", hint="run 'ddbsearch deploy --name NAME'"
             )
     else:
-        current = _read_json(state_home() / "current.json") or {}
+        current = read_json(state_home() / "current.json") or {}
         if current.get("kind") == "local":
             target = load_local_target()
         elif current.get("kind") == "aws" and isinstance(current.get("name"), str):

@@ -40,8 +40,8 @@ from ddbsearch.cli.options import (
 from ddbsearch.errors import ExitCode, InputError
 
 if TYPE_CHECKING:  # the library is imported lazily: `ddbsearch --help` stays fast
-    from ddbsearch.backfill import BackfillSummary
-    from ddbsearch.search import SearchResult
+    from ddbsearch.ops.backfill import BackfillSummary
+    from ddbsearch.ops.search import SearchResult
     from ddbsearch.targets import Target
 
 # --------------------------------------------------------------------------- helpers
@@ -142,16 +142,16 @@ def put(
     malformed or incomplete item means nothing is written. Writes are
     batched (25 per request); unprocessed items are retried with backoff.
     """
-    from ddbsearch import aws
-    from ddbsearch.items import describe_table as describe
+    from ddbsearch import clients
     from ddbsearch.items import (
-        generate_transactions,
         parse_item,
         parse_lines,
         validate_item,
         validate_items,
     )
-    from ddbsearch.writer import raise_for_report, write_items
+    from ddbsearch.ops.put import raise_for_report, write_items
+    from ddbsearch.tables import describe_table as describe
+    from ddbsearch.testing.data import generate_transactions
 
     if sum(x is not None for x in (item, file, generate)) != 1:
         raise InputError("give exactly one of --item, --file or --generate")
@@ -161,7 +161,7 @@ def put(
     target = target_from(
         local=local, name=name, endpoint=endpoint, table=table, index=index, region=region
     )
-    ddb = aws.client(target, "dynamodb")
+    ddb = clients.client(target, "dynamodb")
     info = describe(ddb, target.table)
     if parsed is not None:
         validate_item(parsed, info, "item")
@@ -203,7 +203,7 @@ def put(
 
 def _styled(fragment: str) -> Text:
     """A highlight fragment with the matched terms in bold."""
-    from ddbsearch.search import MARK_END, MARK_START
+    from ddbsearch.ops.search import MARK_END, MARK_START
 
     text = Text()
     rest = fragment
@@ -243,15 +243,15 @@ def _recorded_key_names(extra: Any) -> list[str]:
 
 def _key_names(target: Target) -> list[str]:
     """The table's key attributes, best effort: search works even without DynamoDB access."""
-    from ddbsearch import aws
+    from ddbsearch import clients
     from ddbsearch.errors import DdbsearchError
-    from ddbsearch.items import describe_table
+    from ddbsearch.tables import describe_table
 
     recorded = _recorded_key_names(target.extra)
     if recorded:
         return recorded
     try:
-        return describe_table(aws.client(target, "dynamodb"), target.table).key_names
+        return describe_table(clients.client(target, "dynamodb"), target.table).key_names
     except DdbsearchError:
         return []
 
@@ -352,8 +352,8 @@ def search(
     region: RegionOpt = None,
 ) -> None:
     """Search the index and print the hits (exit code 3 when nothing matches)."""
-    from ddbsearch.search import SearchRequest
-    from ddbsearch.search import search as run_search
+    from ddbsearch.ops.search import SearchRequest
+    from ddbsearch.ops.search import search as run_search
 
     request = SearchRequest(
         text=" ".join(query) if query else None,
@@ -471,8 +471,8 @@ def backfill(
     stream write and never brings back a deleted item. Exit code 10 when some
     rows could not be indexed; Ctrl-C stops cleanly (continue with --resume).
     """
-    from ddbsearch.backfill import run_backfill
     from ddbsearch.errors import PartialFailure
+    from ddbsearch.ops.backfill import run_backfill
 
     target = target_from(
         local=local, name=name, endpoint=endpoint, table=table, index=index, region=region
@@ -550,7 +550,7 @@ def status(
     the event source mapping, the stream lag, the dead-letter queue and recent
     handler errors, and lists the reasons for any failure.
     """
-    from ddbsearch.status import collect_status
+    from ddbsearch.ops.status import collect_status
 
     target = target_from(
         local=local, name=name, endpoint=endpoint, table=table, index=index, region=region

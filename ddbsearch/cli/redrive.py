@@ -51,7 +51,7 @@ def redrive(
     later stream write, so an old record never overwrites a newer document.
     Items that still cannot be indexed stay in the queue with their reason.
     """
-    from ddbsearch.redrive import redrive as run
+    from ddbsearch.ops.redrive import redrive as run
 
     target = target_from(
         local=local, name=name, endpoint=endpoint, table=table, index=index, region=region

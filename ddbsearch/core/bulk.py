@@ -22,6 +22,7 @@ from typing import Any
 
 from ddbsearch.core.defaults import BULK_MAX_BYTES
 from ddbsearch.core.documents import Action
+from ddbsearch.core.pacing import backoff_delay
 from ddbsearch.core.transport import SearchTransport, TransportError
 
 
@@ -139,7 +140,9 @@ class BulkIndexer:
             if not retry:
                 break
             attempt += 1
-            delay = min(self._backoff_cap, self._backoff_base * 2**attempt) * self._jitter()
+            delay = backoff_delay(
+                attempt, base=self._backoff_base, cap=self._backoff_cap, jitter=self._jitter
+            )
             if self._clock() + delay >= deadline:
                 break
             self._sleep(delay)

@@ -18,8 +18,8 @@ from ddbsearch.infra.stack import (
     preview_destroy,
     target_from_outputs,
 )
-from ddbsearch.infra.table import TableInfo, enable_stream, inspect_table
 from ddbsearch.infra.tfvars import StackSettings, parse_key, parse_vars, validate_stack_name
+from ddbsearch.tables import TableInfo, enable_stream, inspect_table
 
 __all__ = [
     "AwsIdentity",

@@ -93,7 +93,7 @@ def check_aws(*, profile: str | None, region: str | None) -> AwsIdentity:
         TokenRetrievalError,
     )
 
-    from ddbsearch.aws import translate
+    from ddbsearch.clients import translate
 
     try:
         session = boto3.Session(profile_name=profile, region_name=region)

@@ -64,7 +64,7 @@ def run_demo(
     root: Path | None = None,
 ) -> DemoResult:
     """Run the demo; raises :class:`DemoFailed` if the item is not found within ``timeout``."""
-    from ddbsearch.search import SearchRequest, search
+    from ddbsearch.ops.search import SearchRequest, search
 
     say = on_progress or (lambda _message: None)
     workdir = root or Path(tempfile.mkdtemp(prefix="ddbsearch-demo-"))

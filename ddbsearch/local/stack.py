@@ -24,7 +24,6 @@ The same functions with an explicit ``root`` give tests, benchmarks and
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -36,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ddbsearch import defaults
+from ddbsearch import defaults, files
 from ddbsearch.errors import (
     ConfigurationError,
     InfraError,
@@ -90,31 +89,16 @@ class LocalStack:
 
     def client(self, service: str) -> Any:
         """A boto3 client for ``service`` on this stack's moto server."""
-        from ddbsearch.local.supervisor import local_client
+        from ddbsearch.clients import local_client
 
-        return local_client(service, self.moto_url)
+        return local_client(service, self.moto_url, region=self.region)
 
     def mapping_status(self, table: str) -> dict[str, Any] | None:
         """The supervisor's report on the table's mapping (state, counters, checkpoints)."""
-        return _read_json(self.root / "mappings" / f"{table}.status.json")
+        return files.read_json(self.root / "mappings" / f"{table}.status.json")
 
     def function_log(self, table: str) -> Path:
         return self.root / "logs" / f"{table}.function.log"
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
 
 
 def _reap(pid: int) -> None:
@@ -171,7 +155,7 @@ def _group_members(pgid: int) -> list[int]:
 def running_stack(root: Path | None = None) -> LocalStack | None:
     """The stack running under ``root``, or None (a stale state file is not a stack)."""
     root = root or default_root()
-    data = _read_json(root / "stack.json")
+    data = files.read_json(root / "stack.json")
     if not data or not data.get("ready") or not isinstance(data.get("pid"), int):
         return None
     if not _is_supervisor(data["pid"]):
@@ -319,7 +303,7 @@ def stop_stack(
     :class:`InfraError` if a process or a port is still there afterwards.
     """
     root = root or default_root()
-    data = _read_json(root / "stack.json") or {}
+    data = files.read_json(root / "stack.json") or {}
     stack = running_stack(root)
     if stack is None:
         (root / "stack.json").unlink(missing_ok=True)
@@ -344,7 +328,7 @@ def stop_stack(
         if not leftovers:
             break
         time.sleep(0.05)
-    state = _read_json(root / "stack.json")
+    state = files.read_json(root / "stack.json")
     if state is not None and state.get("pid") == data.get("pid"):
         (root / "stack.json").unlink(missing_ok=True)
     if leftovers:
@@ -513,7 +497,7 @@ def deploy_table(
         "generation": generation,
     }
     _say(on_progress, "starting the stream worker")
-    _write_json(stack.root / "mappings" / f"{table}.json", spec)
+    files.write_json(stack.root / "mappings" / f"{table}.json", spec)
     wait_for_mapping(stack, table, generation=generation)
     return Target(
         kind="local",
@@ -540,11 +524,11 @@ def deploy_table(
 
 def record_target(stack: LocalStack, target: Target) -> None:
     """Write the target into the stack's state file (what ``--local`` resolves to)."""
-    data = _read_json(stack.state_file) or {}
+    data = files.read_json(stack.state_file) or {}
     if data.get("pid") != stack.pid:
         raise UnreachableError("the local stack stopped while deploying", hint=str(stack.root))
     data["target"] = target.to_json()
-    _write_json(stack.state_file, data)
+    files.write_json(stack.state_file, data)
 
 
 def deploy_local(

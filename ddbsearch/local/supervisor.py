@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ddbsearch import clients, files
 from ddbsearch.local.emulators import MotoServer, start_osmem
 from ddbsearch.local.runtime import FunctionConfig, LocalFunction
 from ddbsearch.local.worker import (
@@ -42,28 +43,7 @@ from ddbsearch.local.worker import (
 )
 
 log = logging.getLogger("ddbsearch.local.supervisor")
-REGION = "us-east-1"
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
-
-
-def local_client(service: str, endpoint: str) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(  # type: ignore[call-overload]
-        service,
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106 - the emulator accepts anything
-        config=Config(retries={"mode": "standard", "max_attempts": 3}),
-    )
+REGION = clients.LOCAL_REGION
 
 
 def _digest(text: str) -> str:
@@ -96,7 +76,7 @@ class Supervisor:
             self.moto = MotoServer.start()
             self.osmem = start_osmem()
             osmem_port = int(str(self.osmem.url).rsplit(":", 1)[1].rstrip("/"))
-            write_json(
+            files.write_json(
                 self.root / "stack.json",
                 {
                     "pid": os.getpid(),
@@ -202,7 +182,7 @@ class Supervisor:
             on_failure = spec.get("on_failure_url")
             worker = StreamWorker(
                 config,
-                local_client("dynamodbstreams", self.moto.url),
+                clients.local_client("dynamodbstreams", self.moto.url),
                 function,
                 # Keyed by stream too: a re-created table has a new stream whose shard
                 # ids moto may repeat, and old checkpoints must not apply to it.
@@ -210,7 +190,7 @@ class Supervisor:
                     self.root / "checkpoints" / f"{table}-{_digest(spec['stream_arn'])}.json"
                 ),
                 on_failure=(
-                    sqs_destination(local_client("sqs", self.moto.url), on_failure)
+                    sqs_destination(clients.local_client("sqs", self.moto.url), on_failure)
                     if on_failure
                     else None
                 ),
@@ -218,7 +198,7 @@ class Supervisor:
             worker.start()
         except Exception as exc:
             log.exception("mapping for %s failed to start", table)
-            write_json(
+            files.write_json(
                 status,
                 {
                     "state": "Failed",
@@ -251,7 +231,7 @@ class Supervisor:
             caught_up_since = running.worker.caught_up_since()
         except RuntimeError:  # the worker thread changed its shards meanwhile
             caught_up_since = None
-        write_json(
+        files.write_json(
             self.root / "mappings" / f"{table}.status.json",
             {
                 "state": "Enabled" if running.worker.running else "Stopped",

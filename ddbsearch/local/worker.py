@@ -55,7 +55,6 @@ and invokes the function one batch at a time (parallelization factor 1).
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
 import threading
@@ -68,7 +67,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from ddbsearch import defaults
+from ddbsearch import defaults, files
+from ddbsearch.core.pacing import backoff_delay
 from ddbsearch.local.runtime import InvokeResult
 
 log = logging.getLogger("ddbsearch.local.worker")
@@ -139,11 +139,9 @@ class CheckpointStore:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
         self._data: dict[str, dict[str, Any]] = {}
-        if path is not None and path.exists():
-            with contextlib.suppress(ValueError):
-                loaded = json.loads(path.read_text())
-                if isinstance(loaded, dict):
-                    self._data = {k: v for k, v in loaded.items() if isinstance(v, dict)}
+        loaded = files.read_json(path) if path is not None else None
+        if loaded is not None:
+            self._data = {k: v for k, v in loaded.items() if isinstance(v, dict)}
 
     def sequence(self, shard_id: str) -> str | None:
         value = self._data.get(shard_id, {}).get("sequence")
@@ -166,10 +164,7 @@ class CheckpointStore:
     def _save(self) -> None:
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._data, sort_keys=True))
-        tmp.replace(self.path)
+        files.write_json(self.path, self._data, indent=None)
 
 
 @dataclass
@@ -208,7 +203,7 @@ class _Shard:
     first_buffered_at: float | None = None
     next_poll_at: float = 0.0
     next_attempt_at: float = 0.0
-    backoff: float = 0.0
+    failures: int = 0  # consecutive failed invocations; sets the retry delay
 
 
 @dataclass
@@ -602,7 +597,7 @@ class StreamWorker:
         if failed_at is None:  # success
             self._succeed(shard, batch.records)
             shard.pending.popleft()
-            shard.backoff = 0.0
+            shard.failures = 0
             return
 
         if failed_at > 0:
@@ -633,10 +628,15 @@ class StreamWorker:
             if self._discard(shard, batch, batch.records, RETRY_EXHAUSTED):
                 shard.pending.popleft()
             return
-        shard.backoff = min(
-            cfg.retry_backoff_max_seconds, max(cfg.retry_backoff_seconds, shard.backoff * 2)
+        shard.failures += 1
+        # Lambda's retries are not jittered: the plain capped exponential.
+        delay = backoff_delay(
+            shard.failures - 1,
+            base=cfg.retry_backoff_seconds,
+            cap=cfg.retry_backoff_max_seconds,
+            jitter=lambda: 1.0,
         )
-        shard.next_attempt_at = time.monotonic() + shard.backoff
+        shard.next_attempt_at = time.monotonic() + delay
 
     def _first_failure(self, batch: _Batch, payload: Any) -> tuple[int | None, bool]:
         """After an invocation that returned: (index of the first record to retry, or
@@ -686,7 +686,7 @@ class StreamWorker:
         )
         self.checkpoints.advance(shard.shard_id, records[-1].sequence_number)
         self.stats.records_discarded += len(records)
-        shard.backoff = 0.0
+        shard.failures = 0
         return True
 
     def _failure_record(

@@ -18,14 +18,14 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
-from ddbsearch.backfill import Checkpoint, checkpoint_path, run_backfill
 from ddbsearch.cli import app
 from ddbsearch.core.bulk import BulkIndexer
 from ddbsearch.core.documents import action_from_record, to_document
 from ddbsearch.core.transport import SearchTransport
 from ddbsearch.errors import Aborted
-from ddbsearch.items import generate_transactions
+from ddbsearch.ops.backfill import Checkpoint, checkpoint_path, run_backfill
 from ddbsearch.targets import Target
+from ddbsearch.testing.data import generate_transactions
 
 pytestmark = pytest.mark.integration
 

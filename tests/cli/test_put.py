@@ -222,8 +222,8 @@ class ThrottlingTable:
 
 
 def test_unprocessed_items_are_retried_until_written(ops_target: Callable[..., Target]) -> None:
-    from ddbsearch.items import generate_transactions
-    from ddbsearch.writer import write_items
+    from ddbsearch.ops.put import write_items
+    from ddbsearch.testing.data import generate_transactions
 
     target = ops_target()
     flaky = ThrottlingTable(ddb(target), unprocessed_calls=5)
@@ -241,8 +241,8 @@ def test_items_still_unprocessed_after_all_retries_are_reported(
     ops_target: Callable[..., Target],
 ) -> None:
     from ddbsearch.errors import PartialFailure
-    from ddbsearch.items import generate_transactions
-    from ddbsearch.writer import raise_for_report, write_items
+    from ddbsearch.ops.put import raise_for_report, write_items
+    from ddbsearch.testing.data import generate_transactions
 
     target = ops_target()
     flaky = ThrottlingTable(ddb(target), unprocessed_calls=1000)
@@ -260,7 +260,7 @@ KEYS = ["userId", "transactionId"]
 
 
 def _info(target: Target) -> Any:
-    from ddbsearch.items import describe_table
+    from ddbsearch.tables import describe_table
 
     return describe_table(ddb(target), target.table)
 
@@ -269,8 +269,8 @@ def test_a_failure_after_some_writes_is_partial(ops_target: Callable[..., Target
     from botocore.exceptions import ClientError
 
     from ddbsearch.errors import PartialFailure
-    from ddbsearch.items import generate_transactions
-    from ddbsearch.writer import write_items
+    from ddbsearch.ops.put import write_items
+    from ddbsearch.testing.data import generate_transactions
 
     target = ops_target()
     real = ddb(target)

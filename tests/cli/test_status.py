@@ -17,11 +17,11 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
-from ddbsearch.backfill import run_backfill
 from ddbsearch.cli import app
-from ddbsearch.items import generate_transactions
-from ddbsearch.status import local_report_path
+from ddbsearch.ops.backfill import run_backfill
+from ddbsearch.ops.status import local_report_path
 from ddbsearch.targets import Target, local_state_file, save_aws_target, set_current
+from ddbsearch.testing.data import generate_transactions
 
 pytestmark = pytest.mark.integration
 

@@ -18,10 +18,10 @@ import pytest
 
 from ddbsearch.core.documents import document_id, to_document
 from ddbsearch.core.transport import SearchTransport
-from ddbsearch.local.faultproxy import FaultProxy
 from ddbsearch.local.runtime import FunctionConfig, LocalFunction
 from ddbsearch.local.worker import MappingConfig, StreamWorker
 from ddbsearch.packaging import build_lambda_zip
+from ddbsearch.testing.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from ddbsearch.local.stack import (
     stop_stack,
     wait_until_idle,
 )
-from ddbsearch.search import SearchRequest, search
+from ddbsearch.ops.search import SearchRequest, search
 from ddbsearch.targets import load_local_target, local_state_file, resolve_target, state_home
 from tests.integration.local_helpers import build_zip, seen_batches, wait_for
 

@@ -34,8 +34,6 @@ import pytest
 
 from ddbsearch.core.template import TEMPLATE_PREFIX, ensure_index, index_template
 from ddbsearch.core.transport import SearchTransport
-from ddbsearch.local import oracle
-from ddbsearch.local.faultproxy import FaultProxy
 from ddbsearch.local.runtime import FunctionConfig, LocalFunction
 from ddbsearch.local.worker import (
     CheckpointStore,
@@ -44,6 +42,8 @@ from ddbsearch.local.worker import (
     sqs_destination,
 )
 from ddbsearch.packaging import build_lambda_zip
+from ddbsearch.testing import oracle
+from ddbsearch.testing.faultproxy import FaultProxy
 
 # Totals over the whole run, written out by pytest_terminal_summary below.
 RUN_STATS: dict[str, Any] = {

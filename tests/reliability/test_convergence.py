@@ -11,7 +11,7 @@ beside the writes, a redrive of the dead-letter queue), then lets the
 pipeline drain; throughout, the proxy also injects random 429s, 503s, dropped
 connections and per-item rejections. After every round and at the end:
 
-- the index equals the table exactly (``ddbsearch.local.oracle``: same ids, same
+- the index equals the table exactly (``ddbsearch.testing.oracle``: same ids, same
   documents, compared as canonical JSON);
 - the dead-letter queue holds only records that were invalid by construction,
   each with the reason its kind implies, and every one not yet resolved by a
@@ -289,10 +289,10 @@ def _next_second(after: float) -> None:
 
 
 def _backfill_while_writing(p: Any, writes: list[Op], model: Model) -> None:
-    """``ddbsearch.backfill`` (two parallel segments, small pages, through the fault
+    """``ddbsearch.ops.backfill`` (two parallel segments, small pages, through the fault
     proxy) with the round's writes made between its Scan reads and its bulk writes.
     """
-    from ddbsearch.backfill import run_backfill
+    from ddbsearch.ops.backfill import run_backfill
 
     pending = list(writes)
     lock = threading.Lock()
@@ -310,7 +310,7 @@ def _backfill_while_writing(p: Any, writes: list[Op], model: Model) -> None:
 
 
 def _redrive(p: Any, model: Model) -> None:
-    from ddbsearch.redrive import redrive
+    from ddbsearch.ops.redrive import redrive
 
     report = redrive(p.target(), transport=SearchTransport(p.proxy.url, sigv4=False))
     p.stats["operations"]["redriven"] += report.received
@@ -322,7 +322,7 @@ def _redrive(p: Any, model: Model) -> None:
 
 def _outage(p: Any, seed: int, probability: float, seconds: float) -> None:
     """The search backend fails every bulk (dropped connections, 503s), then recovers."""
-    from ddbsearch.local.faultproxy import Fault
+    from ddbsearch.testing.faultproxy import Fault
 
     p.proxy.clear()
     p.proxy.inject(*[Fault("drop"), Fault("status", status=503)] * 5000)

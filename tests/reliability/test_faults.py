@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from ddbsearch.core.documents import document_id
-from ddbsearch.local.faultproxy import Fault
+from ddbsearch.testing.faultproxy import Fault
 
 pytestmark = pytest.mark.integration
 
@@ -29,8 +29,8 @@ def test_records_given_up_are_named_and_a_backfill_repairs_them(pipeline: Any) -
     """As deployed, the mapping's on-failure destination is the dead-letter queue too:
     the queue then mixes ddbsearch's item records with the mapping's range records.
     Redrive resolves the first kind and leaves the second for backfill."""
-    from ddbsearch.backfill import run_backfill
-    from ddbsearch.redrive import redrive
+    from ddbsearch.ops.backfill import run_backfill
+    from ddbsearch.ops.redrive import redrive
 
     p = pipeline(
         batch_size=3,

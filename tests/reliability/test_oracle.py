@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ddbsearch.local.oracle import IndexDiff, canonical, compare, expected_documents
+from ddbsearch.testing.oracle import IndexDiff, canonical, compare, expected_documents
 
 
 def test_equal_maps_compare_clean() -> None:

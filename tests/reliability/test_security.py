@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ddbsearch.local.faultproxy import Fault
+from ddbsearch.testing.faultproxy import Fault
 
 pytestmark = pytest.mark.integration
 

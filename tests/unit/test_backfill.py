@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ddbsearch.backfill import (
+from ddbsearch.errors import InputError
+from ddbsearch.ops.backfill import (
     Checkpoint,
     _decode_key,
     _encode_key,
@@ -14,8 +15,7 @@ from ddbsearch.backfill import (
     default_segments,
     read_budget,
 )
-from ddbsearch.errors import InputError
-from ddbsearch.items import KeyAttribute, TableInfo
+from ddbsearch.tables import KeyAttribute, TableInfo
 from ddbsearch.targets import Target
 
 KEYS = (KeyAttribute("userId", "N", "HASH"),)

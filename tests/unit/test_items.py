@@ -10,11 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ddbsearch.core.pacing import Pacer
 from ddbsearch.errors import InputError
 from ddbsearch.items import (
-    KeyAttribute,
-    TableInfo,
-    generate_transactions,
     is_dynamodb_json,
     item_from_json,
     parse_item,
@@ -22,7 +20,9 @@ from ddbsearch.items import (
     validate_item,
     validate_items,
 )
-from ddbsearch.writer import Pacer, batches
+from ddbsearch.ops.put import batches
+from ddbsearch.tables import KeyAttribute, TableInfo
+from ddbsearch.testing.data import generate_transactions
 
 TX = TableInfo(
     name="UsersTransactions",

@@ -10,7 +10,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from ddbsearch.aws import aws_errors, client, translate
+from ddbsearch.clients import aws_errors, client, translate
 from ddbsearch.errors import (
     AuthError,
     DdbsearchError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ddbsearch.errors import InputError
-from ddbsearch.search import (
+from ddbsearch.ops.search import (
     FieldInfo,
     SearchRequest,
     build_body,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ddbsearch.status import Check, StatusReport, _local_checks, local_report_path
+from ddbsearch.ops.status import Check, StatusReport, _local_checks, local_report_path
 from ddbsearch.targets import Target
 
 TARGET = Target("local", "local", "us-east-1", "T", "t", "http://127.0.0.1:1")

@@ -14,7 +14,7 @@ import pytest
 from botocore.stub import Stubber
 
 from ddbsearch.errors import InfraError, NotFoundError
-from ddbsearch.infra.table import TableInfo, enable_stream, inspect_table
+from ddbsearch.tables import TableInfo, enable_stream, inspect_table
 
 
 class _Session:

@@ -55,7 +55,7 @@ def client_for(target: Target, *, timeout: float = 30.0) -> Any:
         return OpenSearch(hosts=[url], timeout=timeout, max_retries=0)
     from requests_aws4auth import AWS4Auth
 
-    from ddbsearch.aws import session
+    from ddbsearch.clients import session
 
     credentials = session(target).get_credentials()
     if credentials is None:

@@ -26,9 +26,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from ddbsearch import aws
+from ddbsearch import clients
 from ddbsearch.errors import AuthError, DdbsearchError, UnreachableError
-from ddbsearch.items import TableInfo, describe_table
+from ddbsearch.tables import TableInfo, describe_table
 from ddbsearch.targets import Target, local_state_file
 
 State = Literal["ok", "warn", "fail", "unknown"]
@@ -132,7 +132,7 @@ def _count_items(ddb: Any, table: TableInfo, target: Target) -> tuple[int, bool]
         return table.item_count, False
     total = 0
     kwargs: dict[str, Any] = {"TableName": table.name, "Select": "COUNT"}
-    with aws.aws_errors(f"counting table '{table.name}'"):
+    with clients.aws_errors(f"counting table '{table.name}'"):
         while True:
             page = ddb.scan(**kwargs)
             total += int(page["Count"])
@@ -142,7 +142,7 @@ def _count_items(ddb: Any, table: TableInfo, target: Target) -> tuple[int, bool]
 
 
 def _index_checks(ddb: Any, table: TableInfo | None, target: Target) -> list[Check]:
-    from ddbsearch.search import count_documents
+    from ddbsearch.ops.search import count_documents
 
     try:
         documents = count_documents(target)
@@ -171,8 +171,8 @@ def _dlq_check(target: Target) -> Check:
         return Check(
             "dead-letter queue", "unknown", "no dead-letter queue recorded for this target"
         )
-    sqs = aws.client(target, "sqs")
-    with aws.aws_errors("dead-letter queue"):
+    sqs = clients.client(target, "sqs")
+    with clients.aws_errors("dead-letter queue"):
         attrs = sqs.get_queue_attributes(
             QueueUrl=target.dlq_url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
@@ -195,8 +195,8 @@ def _dlq_check(target: Target) -> Check:
 
 
 def _aws_mapping(target: Target, table: TableInfo | None) -> Check:
-    lam = aws.client(target, "lambda")
-    with aws.aws_errors("event source mapping"):
+    lam = clients.client(target, "lambda")
+    with clients.aws_errors("event source mapping"):
         if target.event_source_mapping_uuid:
             esm = lam.get_event_source_mapping(UUID=target.event_source_mapping_uuid)
         elif target.function_name and table is not None and table.stream_arn:
@@ -231,8 +231,8 @@ def _aws_mapping(target: Target, table: TableInfo | None) -> Check:
 def _metric(
     target: Target, name: str, statistic: str, window: timedelta, now: datetime
 ) -> float | None:
-    cw = aws.client(target, "cloudwatch")
-    with aws.aws_errors(f"CloudWatch {name}"):
+    cw = clients.client(target, "cloudwatch")
+    with clients.aws_errors(f"CloudWatch {name}"):
         points = cw.get_metric_statistics(
             Namespace="AWS/Lambda",
             MetricName=name,
@@ -358,9 +358,9 @@ def _oldest_unprocessed_age(target: Target, report: dict[str, Any]) -> float | N
     if not isinstance(stream_arn, str):
         return None
     checkpoints = report.get("checkpoints") or {}
-    streams = aws.client(target, "dynamodbstreams")
+    streams = clients.client(target, "dynamodbstreams")
     oldest: float | None = None
-    with aws.aws_errors("reading the local stream"):
+    with clients.aws_errors("reading the local stream"):
         shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
         for shard in shards:
             done = checkpoints.get(shard["ShardId"]) or {}
@@ -397,7 +397,7 @@ def collect_status(
     """
     now = now or datetime.now(timezone.utc)
     report = StatusReport(target)
-    ddb = aws.client(target, "dynamodb")
+    ddb = clients.client(target, "dynamodb")
     table_checks, table = _table_checks(ddb, target)
     report.checks.extend(table_checks)
     report.checks.extend(_index_checks(ddb, table, target))

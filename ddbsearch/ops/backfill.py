@@ -38,14 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ddbsearch import aws
+from ddbsearch import clients, files
 from ddbsearch.core.bulk import BulkIndexer, Outcome
 from ddbsearch.core.documents import Action, InvalidDocument, action_from_item, backfill_version
-from ddbsearch.core.transport import SearchTransport
+from ddbsearch.core.pacing import Pacer
 from ddbsearch.errors import Aborted, DdbsearchError, InputError, PartialFailure
-from ddbsearch.items import TableInfo, describe_table
+from ddbsearch.tables import TableInfo, describe_table
 from ddbsearch.targets import Target, state_home
-from ddbsearch.writer import Pacer
 
 # The DynamoDB Developer Guide suggests starting parallel scans at one segment per
 # 2 GB of table data. Item count also matters here: each worker indexes what it
@@ -135,11 +134,8 @@ class Checkpoint:
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint | None:
-        try:
-            data = json.loads(path.read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-        if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        data = files.read_json(path)
+        if data is None or data.get("format") != CHECKPOINT_FORMAT:
             return None
         cp = cls(path, int(data["total_segments"]))
         for key, seg in data["segments"].items():
@@ -176,10 +172,7 @@ class Checkpoint:
             "segments": {str(k): v for k, v in sorted(self.segments.items())},
             "saved_at": time.time(),
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, sort_keys=True))
-        tmp.replace(self.path)  # atomic: an interrupted save leaves the previous one
+        files.write_json(self.path, data, indent=None)  # an interrupted save leaves the last one
 
     def save(self) -> None:
         with self._lock:
@@ -275,7 +268,7 @@ class _Run:
         checkpoint advanced, strictly in order. On a stop the reader reads no more,
         and the pages already read are indexed, as before.
         """
-        indexer = BulkIndexer(search_transport(self.target), self.target.index)
+        indexer = BulkIndexer(clients.search_transport(self.target), self.target.index)
         pages: queue.Queue[Any] = queue.Queue(maxsize=1)
         quit_reading = threading.Event()
         reader = threading.Thread(
@@ -321,7 +314,7 @@ class _Run:
                 if self.page_size:
                     kwargs["Limit"] = self.page_size
                 read_started_at = time.time()  # before the request: see backfill_version
-                with aws.aws_errors(f"scanning table '{self.table.name}'"):
+                with clients.aws_errors(f"scanning table '{self.table.name}'"):
                     page = self.ddb.scan(**kwargs)
                 units = float((page.get("ConsumedCapacity") or {}).get("CapacityUnits", 0.0))
                 self.pacer.spend(units)
@@ -408,7 +401,7 @@ def run_backfill(
     if page_size is not None and page_size < 1:
         raise InputError("--page-size must be positive")
     # One pooled connection per worker thread (they share the client).
-    ddb = aws.client(target, "dynamodb", max_connections=MAX_WORKERS + 2)
+    ddb = clients.client(target, "dynamodb", max_connections=MAX_WORKERS + 2)
     table = describe_table(ddb, target.table)
     budget = read_budget(table, max_rcu=max_rcu, rcu_fraction=rcu_fraction)
     _check_index(target)
@@ -463,23 +456,12 @@ def run_backfill(
     return summary
 
 
-def search_transport(target: Target) -> SearchTransport:
-    """The core transport for the target, signing with the target's profile on AWS."""
-    credentials = aws.session(target).get_credentials() if target.sigv4 else None
-    return SearchTransport(
-        target.search_endpoint,
-        region=target.region,
-        sigv4=target.sigv4,
-        credentials=credentials,
-    )
-
-
 def _check_index(target: Target) -> None:
     """The index must exist (deploy creates it with ddbsearch's template)."""
     from ddbsearch.core.transport import TransportError
     from ddbsearch.errors import NotFoundError, UnreachableError
 
-    transport = search_transport(target)
+    transport = clients.search_transport(target)
     try:
         head = transport.request("HEAD", f"/{target.index}")
     except TransportError:

@@ -19,8 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ddbsearch import aws
-from ddbsearch.backfill import search_transport
+from ddbsearch import clients
 from ddbsearch.core.bulk import BulkIndexer, Outcome
 from ddbsearch.core.documents import (
     Action,
@@ -63,8 +62,8 @@ class RedriveReport:
 
 
 def key_names(target: Target) -> list[str]:
-    with aws.aws_errors(f"table '{target.table}'"):
-        table = aws.client(target, "dynamodb").describe_table(TableName=target.table)["Table"]
+    with clients.aws_errors(f"table '{target.table}'"):
+        table = clients.client(target, "dynamodb").describe_table(TableName=target.table)["Table"]
     return [k["AttributeName"] for k in table["KeySchema"]]
 
 
@@ -77,17 +76,17 @@ def redrive(
 ) -> RedriveReport:
     if not target.dlq_url:
         raise ConfigurationError("this target has no dead-letter queue to redrive")
-    sqs = aws.client(target, "sqs")
+    sqs = clients.client(target, "sqs")
     run = _Redrive(
         table=target.table,
         names=key_names(target),
-        ddb=aws.client(target, "dynamodb"),
-        bulk=BulkIndexer(transport or search_transport(target), target.index),
+        ddb=clients.client(target, "dynamodb"),
+        bulk=BulkIndexer(transport or clients.search_transport(target), target.index),
     )
     kept: list[dict[str, Any]] = []
     while max_messages is None or run.report.received < max_messages:
         want = 10 if max_messages is None else min(10, max_messages - run.report.received)
-        with aws.aws_errors("dead-letter queue"):
+        with clients.aws_errors("dead-letter queue"):
             messages = sqs.receive_message(
                 QueueUrl=target.dlq_url,
                 MaxNumberOfMessages=want,
@@ -117,7 +116,7 @@ def _batched(
             {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], **extra}
             for n, m in enumerate(messages[start : start + 10])
         ]
-        with aws.aws_errors("dead-letter queue"):
+        with clients.aws_errors("dead-letter queue"):
             call(QueueUrl=queue_url, Entries=entries)
 
 
@@ -151,7 +150,7 @@ class _Redrive:
 
     def _current(self, keys: dict[str, Any]) -> Action | None:
         read_at = time.time()
-        with aws.aws_errors("table"):
+        with clients.aws_errors("table"):
             item = self.ddb.get_item(TableName=self.table, Key=keys, ConsistentRead=True).get(
                 "Item"
             )

@@ -1,95 +1,20 @@
-"""Batched writes to DynamoDB (BatchWriteItem, 25 at a time) with UnprocessedItems retried,
-and the pacing shared by writes (``--rate``) and the backfill's read budget.
+"""``put``: batched writes to DynamoDB (BatchWriteItem, 25 at a time) with UnprocessedItems
+retried; ``--rate`` paces them with :class:`ddbsearch.core.pacing.Pacer`.
 """
 
 from __future__ import annotations
 
-import random
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ddbsearch.aws import aws_errors
+from ddbsearch.clients import aws_errors
+from ddbsearch.core.pacing import Pacer, backoff_delay
 from ddbsearch.errors import DdbsearchError, PartialFailure
 from ddbsearch.items import Item, key_of
 
 BATCH_LIMIT = 25  # BatchWriteItem's maximum number of requests per call
-
-
-class Pacer:
-    """A token bucket that averages ``rate`` units per second, shared between threads.
-
-    Callers :meth:`wait` before a request and :meth:`spend` what the request cost
-    (known before for writes, only after for reads, from ConsumedCapacity); the bucket
-    may go negative, and the next :meth:`wait` sleeps the debt off. ``rate=None``
-    never waits.
-    """
-
-    def __init__(
-        self,
-        rate: float | None,
-        *,
-        burst: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if rate is not None and rate <= 0:
-            raise ValueError("rate must be positive")
-        self.rate = rate
-        self.burst = burst if burst is not None else (rate or 0.0)
-        self._clock = clock
-        self._sleep = sleep
-        self._tokens = self.burst
-        self._last = clock()
-        self._lock = threading.Lock()
-        self.waited = 0.0
-
-    def _refill(self) -> None:
-        now = self._clock()
-        assert self.rate is not None
-        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-
-    def wait(self, stop: threading.Event | None = None) -> None:
-        """Block until the bucket is no longer in debt (or ``stop`` is set)."""
-        if self.rate is None:
-            return
-        while True:
-            with self._lock:
-                self._refill()
-                if self._tokens >= 0:
-                    return
-                delay = -self._tokens / self.rate
-            self.waited += delay
-            if stop is not None:
-                if stop.wait(delay):
-                    return
-            else:
-                self._sleep(delay)
-
-    def acquire(self, units: float) -> None:
-        """Block until ``units`` are available (at most one burst), then spend them."""
-        if self.rate is None:
-            return
-        need = min(units, self.burst)
-        while True:
-            with self._lock:
-                self._refill()
-                if self._tokens >= need:
-                    self._tokens -= units
-                    return
-                delay = (need - self._tokens) / self.rate
-            self.waited += delay
-            self._sleep(delay)
-
-    def spend(self, units: float) -> None:
-        if self.rate is None:
-            return
-        with self._lock:
-            self._refill()
-            self._tokens -= units
 
 
 @dataclass
@@ -174,8 +99,7 @@ def write_items(
                 report.unprocessed.extend(r["PutRequest"]["Item"] for r in left)
                 break
             report.retried += len(left)
-            # Full jitter (AWS architecture blog "Exponential Backoff and Jitter").
-            sleep(random.uniform(0, min(max_delay, base_delay * 2**attempt)))  # noqa: S311
+            sleep(backoff_delay(attempt, base=base_delay, cap=max_delay))
             pending = left
     report.seconds = time.monotonic() - started
     return report

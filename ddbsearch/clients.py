@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -37,8 +37,12 @@ from ddbsearch.errors import (
 )
 from ddbsearch.targets import Target
 
+if TYPE_CHECKING:
+    from ddbsearch.core.transport import SearchTransport
+
 # Emulator credentials: moto accepts anything, and fixed values keep real ones private.
 _LOCAL_ACCESS_KEY = "local"
+LOCAL_REGION = "us-east-1"  # the local stack's one region
 
 _AUTH_CODES = frozenset(
     {
@@ -123,6 +127,18 @@ def client(
         ) from exc
 
 
+def local_client(service: str, endpoint: str, *, region: str = LOCAL_REGION) -> Any:
+    """A client for the local stack's moto server at ``endpoint`` (emulator credentials)."""
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=_LOCAL_ACCESS_KEY,
+        aws_secret_access_key=_LOCAL_ACCESS_KEY,
+        config=Config(retries={"mode": "standard", "max_attempts": 3}),
+    )
+
+
 def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
@@ -171,3 +187,16 @@ def aws_errors(what: str) -> Iterator[None]:
         yield
     except (ClientError, BotoCoreError) as exc:
         raise translate(exc, what) from exc
+
+
+def search_transport(target: Target) -> SearchTransport:
+    """The core transport for the target, signing with the target's profile on AWS."""
+    credentials = session(target).get_credentials() if target.sigv4 else None
+    from ddbsearch.core.transport import SearchTransport
+
+    return SearchTransport(
+        target.search_endpoint,
+        region=target.region,
+        sigv4=target.sigv4,
+        credentials=credentials,
+    )
