@@ -72,7 +72,8 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def run(quick: bool = False, *, puts: int | None = None) -> Section:
-    from ddbsearch.local.stack import deploy_table, start_stack, stop_stack
+    from ddbsearch.local.deploy import deploy_table
+    from ddbsearch.local.stack import start_stack, stop_stack
 
     started = time.perf_counter()
     count = puts or (QUICK_PUTS if quick else PUTS)
@@ -101,12 +102,13 @@ def run(quick: bool = False, *, puts: int | None = None) -> Section:
                 try:
                     latencies.append(_put_and_wait(ddb, transport, target.index, item))
                 except TimeoutError as exc:
-                    status = stack.mapping_status(data.TABLE) or {}
+                    status = stack.mapping_status(data.TABLE)
+                    stats = status.stats if status is not None else None
                     log = stack.function_log(data.TABLE)
                     tail = log.read_text()[-800:] if log.exists() else ""
                     raise TimeoutError(
                         f"{exc}; put {n + 1} of {count}; worker: "
-                        f"{json.dumps(status.get('stats'))[:800]}; function log tail: {tail}"
+                        f"{json.dumps(stats)[:800]}; function log tail: {tail}"
                     ) from None
         finally:
             stop_stack(root)

@@ -1,7 +1,102 @@
 """ddbsearch: make a DynamoDB table searchable with OpenSearch.
 
-This package is imported inside the Lambda function too (only ``ddbsearch.core``
-is shipped there), so it must stay free of CLI-only imports.
+The verbs, as a script uses them (each returns a report; errors are
+:class:`ddbsearch.DdbsearchError` subclasses, the library never prints)::
+
+    import ddbsearch
+
+    target = ddbsearch.deploy(local=True, table="Books").target  # or on AWS: name=..., region=...
+    ddbsearch.put(target, [{"userId": 1, "transactionId": 1, "title": "Dune"}])
+    result = ddbsearch.search(target, "dune", wait=30)
+    ddbsearch.destroy(local=True)
+
+deploy, destroy
+    create / remove the pipeline (table -> stream -> Lambda -> OpenSearch), locally or on AWS
+put
+    write items to the table; its stream indexes them
+backfill
+    index the items a table already holds (parallel Scan, paced, resumable)
+search
+    query the index
+status
+    is the pipeline healthy? (table, stream, index, mapping, lag, dead-letter queue)
+redrive
+    re-index what the dead-letter queue holds
+resolve_target
+    the :class:`Target` of a deployed stack (the last deploy by default)
+
+This file also ships in the Lambda zip, so everything is imported lazily
+(PEP 562): ``import ddbsearch`` loads no other module.
 """
 
+# No imports at module level, not even typing: the Lambda's cold start pays for each.
+TYPE_CHECKING = False  # mypy reads the block below as if True
+
 __version__ = "0.1.0"
+
+# Public name -> (module, attribute). Nothing is imported until first used.
+_EXPORTS: dict[str, tuple[str, str]] = {
+    # verbs
+    "deploy": ("ddbsearch.ops.deploy", "deploy"),
+    "destroy": ("ddbsearch.ops.deploy", "destroy"),
+    "put": ("ddbsearch.ops.put", "put"),
+    "backfill": ("ddbsearch.ops.backfill", "run_backfill"),
+    "search": ("ddbsearch.ops.search", "search"),
+    "status": ("ddbsearch.ops.status", "collect_status"),
+    "redrive": ("ddbsearch.ops.redrive", "redrive"),
+    "resolve_target": ("ddbsearch.targets", "resolve_target"),
+    # what they take
+    "Target": ("ddbsearch.targets", "Target"),
+    "SearchRequest": ("ddbsearch.ops.search", "SearchRequest"),
+    "StackSettings": ("ddbsearch.infra.tfvars", "StackSettings"),
+    "DeployEvents": ("ddbsearch.ops.deploy", "DeployEvents"),
+    # what they return
+    "DeployReport": ("ddbsearch.ops.deploy", "DeployReport"),
+    "DestroyReport": ("ddbsearch.ops.deploy", "DestroyReport"),
+    "WriteReport": ("ddbsearch.ops.put", "WriteReport"),
+    "BackfillSummary": ("ddbsearch.ops.backfill", "BackfillSummary"),
+    "SearchResult": ("ddbsearch.ops.search", "SearchResult"),
+    "Hit": ("ddbsearch.ops.search", "Hit"),
+    "StatusReport": ("ddbsearch.ops.status", "StatusReport"),
+    "Check": ("ddbsearch.ops.status", "Check"),
+    "RedriveReport": ("ddbsearch.ops.redrive", "RedriveReport"),
+    # errors
+    "DdbsearchError": ("ddbsearch.errors", "DdbsearchError"),
+    "ExitCode": ("ddbsearch.errors", "ExitCode"),
+}
+
+__all__ = [
+    "BackfillSummary", "Check", "DdbsearchError", "DeployEvents", "DeployReport",
+    "DestroyReport", "ExitCode", "Hit", "RedriveReport", "SearchRequest", "SearchResult",
+    "StackSettings", "StatusReport", "Target", "WriteReport", "backfill", "deploy",
+    "destroy", "put", "redrive", "resolve_target", "search", "status",
+]  # fmt: skip
+
+if TYPE_CHECKING:  # mypy and editors see the real names; at run time they stay lazy
+    from ddbsearch.errors import DdbsearchError, ExitCode
+    from ddbsearch.infra.tfvars import StackSettings
+    from ddbsearch.ops.backfill import BackfillSummary
+    from ddbsearch.ops.backfill import run_backfill as backfill
+    from ddbsearch.ops.deploy import DeployEvents, DeployReport, DestroyReport, deploy, destroy
+    from ddbsearch.ops.put import WriteReport, put
+    from ddbsearch.ops.redrive import RedriveReport, redrive
+    from ddbsearch.ops.search import Hit, SearchRequest, SearchResult, search
+    from ddbsearch.ops.status import Check, StatusReport
+    from ddbsearch.ops.status import collect_status as status
+    from ddbsearch.targets import Target, resolve_target
+
+
+def __getattr__(name: str) -> object:
+    try:
+        module, attribute = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'ddbsearch' has no attribute {name!r}") from None
+    from importlib import import_module
+
+    value = getattr(import_module(module), attribute)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, "__version__"])

@@ -14,7 +14,7 @@ command resolves its target from there, so ``ddbsearch search`` just works after
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,7 +25,9 @@ TargetKind = Literal["local", "aws"]
 
 # Reference table from the original blog post; also the default for deploy.
 DEFAULT_TABLE = "UsersTransactions"
-DEFAULT_INDEX = "userstransactions"
+# Its keys: (name, type) of the partition key, and of the sort key or None.
+KeySpec = tuple[tuple[str, str], tuple[str, str] | None]
+REFERENCE_KEYS: KeySpec = (("userId", "N"), ("transactionId", "N"))
 DEFAULT_STACK = "ddbsearch"
 
 
@@ -48,18 +50,74 @@ class Target:
     profile: str | None = None
     # Sign OpenSearch requests with SigV4 (always on AWS; off for the local emulator).
     sigv4: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+    # What deploy learned about the pipeline; empty when it was not recorded.
+    key_names: tuple[str, ...] = ()  # the table's key attributes, HASH first
+    stream_arn: str | None = None
+    table_adopted: bool | None = None  # AWS: the stack adopted an existing table
+    log_group_name: str | None = None  # AWS: the function's CloudWatch log group
+    domain_name: str | None = None  # AWS: the OpenSearch domain
+    operator_arns: tuple[str, ...] = ()  # AWS: principals allowed to search
+    function_log: str | None = None  # local: what the function printed
+    root: str | None = None  # local: the stack's state directory
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["key_names"] = list(self.key_names)
+        data["operator_arns"] = list(self.operator_arns)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Target:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        known = set(cls.__dataclass_fields__)
+        values = {k: v for k, v in data.items() if k in known}
+        extra = data.get("extra")
+        if isinstance(extra, dict):  # files written before the typed fields
+            for key in ("stream_arn", "table_adopted", "log_group_name", "domain_name"):
+                values.setdefault(key, extra.get(key))
+            values.setdefault("function_log", extra.get("function_log"))
+            values.setdefault("root", extra.get("root"))
+            values.setdefault("operator_arns", extra.get("operator_arns") or ())
+            values.setdefault("key_names", _legacy_key_names(extra))
+        values["key_names"] = tuple(str(n) for n in values.get("key_names") or ())
+        arns = values.get("operator_arns") or ()
+        values["operator_arns"] = (arns,) if isinstance(arns, str) else tuple(arns)
+        return cls(**values)
 
     def with_overrides(self, **changes: Any) -> Target:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def for_table(self, table: str) -> Target:
+        """This stack pointed at another ``table``: the parts deployed for this
+        table (queue, function, mapping, stream, index) do not belong to it."""
+        if table == self.table:
+            return self
+        return replace(
+            self,
+            table=table,
+            index=table.lower(),
+            dlq_url=None,
+            function_name=None,
+            event_source_mapping_uuid=None,
+            key_names=(),
+            stream_arn=None,
+            table_adopted=None,
+            function_log=None,
+        )
+
+
+def _legacy_key_names(extra: dict[str, Any]) -> list[str]:
+    """Key names from an old ``extra`` dict: ``key_names``, or ``hash_key``/``range_key``."""
+    names = extra.get("key_names")
+    if isinstance(names, list) and all(isinstance(n, str) for n in names):
+        return names
+    out: list[str] = []
+    for part in ("hash_key", "range_key"):
+        value = extra.get(part)  # ["userId", "N"] (local stack) or {"name": ..., "type": ...}
+        if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
+            out.append(value[0])
+        elif isinstance(value, dict) and isinstance(value.get("name"), str):
+            out.append(value["name"])
+    return out
 
 
 def state_home() -> Path:
@@ -98,12 +156,11 @@ def load_aws_target(name: str) -> Target | None:
     return Target.from_json(data) if data else None
 
 
-def load_local_target() -> Target | None:
-    """The local stack's target, if ``deploy --local`` recorded one."""
-    data = read_json(local_state_file())
-    if not data or "target" not in data:
-        return None
-    return Target.from_json(data["target"])
+def load_local_target(table: str | None = None) -> Target | None:
+    """The local target of ``table`` (default: the table deployed last), if deployed."""
+    from ddbsearch.local.state import local_target
+
+    return local_target(table)
 
 
 def resolve_target(
@@ -122,7 +179,7 @@ def resolve_target(
     """
     target: Target | None
     if local:
-        target = load_local_target()
+        target = load_local_target(table) or load_local_target()
         if target is None:
             raise NotDeployedError(
                 "the local stack is not running", hint="run 'ddbsearch deploy --local' first"
@@ -136,7 +193,7 @@ def resolve_target(
     else:
         current = read_json(state_home() / "current.json") or {}
         if current.get("kind") == "local":
-            target = load_local_target()
+            target = load_local_target(table) or load_local_target()
         elif current.get("kind") == "aws" and isinstance(current.get("name"), str):
             target = load_aws_target(current["name"])
         else:
@@ -156,4 +213,6 @@ def resolve_target(
                 "nothing is deployed yet",
                 hint="run 'ddbsearch deploy --local' (no AWS account needed) or 'ddbsearch deploy'",
             )
-    return target.with_overrides(search_endpoint=endpoint, table=table, index=index, region=region)
+    if table is not None:
+        target = target.for_table(table)
+    return target.with_overrides(search_endpoint=endpoint, index=index, region=region)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,6 @@ os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
 os.environ["AWS_REGION"] = "us-east-1"
 
 EVENTS_DIR = Path(__file__).parent / "events"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -50,13 +43,11 @@ def _isolated_state_home(
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """A real moto server (DynamoDB, Streams, SQS over HTTP) on a free loopback port."""
-    from moto.server import ThreadedMotoServer
+    from ddbsearch.local.emulators import MotoServer
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = MotoServer.start()  # port 0: the server binds a free port itself, no race
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield server.url
     finally:
         server.stop()
 
@@ -89,7 +80,8 @@ def ops_target(moto_endpoint: str, osmem_base: str) -> Iterator[Callable[..., An
 
     from ddbsearch.core.template import ensure_index
     from ddbsearch.core.transport import SearchTransport
-    from ddbsearch.targets import Target, local_state_file, set_current
+    from ddbsearch.local.state import record_target
+    from ddbsearch.targets import Target, set_current
 
     ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
     transport = SearchTransport(osmem_base, sigv4=False)
@@ -129,8 +121,7 @@ def ops_target(moto_endpoint: str, osmem_base: str) -> Iterator[Callable[..., An
             aws_endpoint=moto_endpoint,
             sigv4=False,
         )
-        local_state_file().parent.mkdir(parents=True, exist_ok=True)
-        local_state_file().write_text(json.dumps({"target": target.to_json()}))
+        record_target(target)
         set_current("local", "local")
         made.append(target)
         return target

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import replace
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import click
@@ -14,16 +13,14 @@ from rich.markup import escape
 
 from ddbsearch.cli import console
 from ddbsearch.cli.app import app
-from ddbsearch.errors import Aborted
-from ddbsearch.targets import DEFAULT_STACK, DEFAULT_TABLE, Target
+from ddbsearch.targets import DEFAULT_STACK, DEFAULT_TABLE, REFERENCE_KEYS, Target
 
 if TYPE_CHECKING:
-    from ddbsearch.infra import AwsIdentity, DeployResult
+    from ddbsearch.infra import AwsIdentity, DestroyPreview, StackSettings, TerraformInfo
+    from ddbsearch.ops.deploy import DeployReport
+    from ddbsearch.tables import TableInfo
 
 _AWS_PANEL = "AWS stack"
-_LOCAL_PANEL = "Local stack (--local)"
-_REFERENCE_HASH_KEY = ("userId", "N")
-_REFERENCE_RANGE_KEY = ("transactionId", "N")
 
 
 @contextmanager
@@ -202,105 +199,110 @@ def deploy(
     the full Terraform log there, and makes the stack the default target of the
     other commands. With --local it starts the local stack instead.
     """
-    from ddbsearch.infra import parse_key
+    from ddbsearch import infra
+    from ddbsearch.ops.deploy import deploy as run_deploy
 
-    # No key option: the reference keys. --hash-key alone: a table without sort key.
+    # No key option: adopt an existing table's keys, or create one with the
+    # reference keys. --hash-key alone: a table without sort key.
     keys_given = hash_key is not None or range_key is not None
-    parsed_hash = parse_key(hash_key, option="--hash-key") if hash_key else _REFERENCE_HASH_KEY
+    parsed_hash = infra.parse_key(hash_key, option="--hash-key") if hash_key else REFERENCE_KEYS[0]
     parsed_range: tuple[str, str] | None = None
     if range_key and range_key.lower() != "none":
-        parsed_range = parse_key(range_key, option="--range-key")
-    elif not keys_given:
-        parsed_range = _REFERENCE_RANGE_KEY
-    if local:
-        _deploy_local(
-            table=table or DEFAULT_TABLE,
-            hash_key=parsed_hash,
-            range_key=parsed_range,
-            index=index,
-            json_output=json_output,
-        )
-        return
-
-    from ddbsearch import infra
-
-    settings = infra.StackSettings(
-        name=infra.validate_stack_name(name),
-        region=region,
-        profile=profile,
+        parsed_range = infra.parse_key(range_key, option="--range-key")
+    report = run_deploy(
+        local=local,
         table=table,
         keys=(parsed_hash, parsed_range) if keys_given else None,
         index=index,
+        name=name,
+        region=region,
+        profile=profile,
         instance_type=instance_type,
         instance_count=instance_count,
-        operator_arns=tuple(operator_arn or ()),
-        extra_vars=infra.parse_vars(var or ()),
+        operator_arns=operator_arn or (),
+        terraform_vars=None if local else infra.parse_vars(var or ()),
         state_bucket=state_bucket,
+        yes=yes,
+        events=TerminalEvents(),
     )
-
-    terraform = infra.check_terraform()
-    identity = infra.check_aws(profile=profile, region=region)
-    console.info(
-        f"deploying stack [bold]{escape(settings.name)}[/] to {escape(identity.region)} "
-        f"as {escape(identity.arn)} (terraform {terraform.version_text})"
-    )
-
-    adopted = table is not None and _adopt_table(identity, table, keys_given=keys_given, yes=yes)
-    settings = replace(settings, adopt_table=adopted)
-
-    with _progress("starting") as progress:
-        result = infra.deploy_stack(
-            settings, terraform=terraform, identity=identity, on_progress=progress
-        )
     if json_output:
-        console.out.print_json(json.dumps(result.target.to_json()))
-    _report_deploy(result, adopted=adopted)
+        console.out.print_json(json.dumps(report.target.to_json()))
+    if local:
+        _report_local(report.target)
+    else:
+        _report_deploy(report)
 
 
-def _adopt_table(identity: AwsIdentity, table: str, *, keys_given: bool, yes: bool) -> bool:
-    """True if ``table`` exists (then its stream is made usable, after asking)."""
-    from ddbsearch import infra
+class TerminalEvents:
+    """Renders deploy/destroy events on stderr and asks the operator's consent."""
 
-    info = infra.inspect_table(infra.session_for(identity), table)
-    if not info.exists:
-        return False
-    console.info(f"adopting the existing table {escape(table)} (it is never deleted)")
-    if keys_given:
-        schema = ", ".join(f"{n} ({t})" for n, t in info.key_schema)
-        console.warn(f"--hash-key/--range-key ignored: table {table} exists with keys {schema}")
-    problem = info.stream_problem()
-    if problem:
-        console.warn(problem)
-        question = f"Turn on a NEW_AND_OLD_IMAGES stream on table '{table}' now (UpdateTable)?"
-        if not _confirm(question, yes=yes):
-            raise Aborted(
-                "deploy cancelled: the table's stream was left unchanged",
-                hint="rerun with --yes to let ddbsearch enable the stream",
+    def progress(self, first: str) -> AbstractContextManager[Callable[[str], None]]:
+        return _progress(first)
+
+    def starting(
+        self, settings: StackSettings, identity: AwsIdentity, terraform: TerraformInfo
+    ) -> None:
+        console.info(
+            f"deploying stack [bold]{escape(settings.name)}[/] to {escape(identity.region)} "
+            f"as {escape(identity.arn)} (terraform {terraform.version_text})"
+        )
+
+    def adopting(self, table: TableInfo, *, keys_ignored: bool) -> None:
+        console.info(f"adopting the existing table {escape(table.name)} (it is never deleted)")
+        if keys_ignored:
+            schema = ", ".join(f"{n} ({t})" for n, t in table.key_schema)
+            console.warn(
+                f"--hash-key/--range-key ignored: table {table.name} exists with keys {schema}"
             )
-        with _progress(f"enabling the stream of {table}"):
-            infra.enable_stream(infra.session_for(identity), info)
-        console.info(f"stream enabled on {escape(table)} (NEW_AND_OLD_IMAGES)")
-    return True
+        problem = table.stream_problem()
+        if problem:
+            console.warn(problem)
+
+    def confirm_stream_change(self, table: TableInfo) -> bool:
+        question = f"Turn on a NEW_AND_OLD_IMAGES stream on table '{table.name}' now (UpdateTable)?"
+        return _confirm(question, yes=False)
+
+    def stream_enabled(self, table: TableInfo) -> None:
+        console.info(f"stream enabled on {escape(table.name)} (NEW_AND_OLD_IMAGES)")
+
+    def destroy_planned(self, preview: DestroyPreview, identity: AwsIdentity) -> None:
+        console.info(
+            f"destroying stack [bold]{escape(preview.name)}[/] in {escape(identity.region)} "
+            f"will delete {len(preview.resources)} resources:"
+        )
+        for address in preview.resources:
+            console.info(f"  - {escape(address)}")
+        if preview.adopted_table:
+            console.info(
+                f"The adopted table [bold]{escape(preview.adopted_table)}[/] stays (with its "
+                "data and stream)."
+            )
+        elif preview.target is not None:
+            console.info(
+                f"[bold red]The table {escape(preview.target.table)} was created by this "
+                "stack: it is deleted with its data.[/]"
+            )
+
+    def confirm_destroy(self, name: str) -> bool:
+        return _confirm(f"Destroy stack '{name}'?", yes=False)
 
 
-def _report_deploy(result: DeployResult, *, adopted: bool) -> None:
-    from ddbsearch.infra.stack import log_path
-
-    target = result.target
+def _report_deploy(report: DeployReport) -> None:
+    target = report.target
     console.info(f"[green]deployed[/] stack {escape(target.name)}:")
     _print_target(target)
-    console.info(f"  Terraform log: {escape(str(log_path(target.name)))}")
-    if result.index_warning:
+    console.info(f"  Terraform log: {escape(str(report.log_path))}")
+    if report.index_warning:
         console.warn(
-            f"the index {target.index} could not be prepared yet ({result.index_warning}); "
+            f"the index {target.index} could not be prepared yet ({report.index_warning}); "
             "the indexer creates it with its first batch"
         )
-    elif result.index_created:
+    elif report.index_created:
         console.info(f"index {escape(target.index)} created with ddbsearch's mapping")
     console.info(
         "Dashboards needs SigV4-signed requests from an allowed principal: see docs/aws.md."
     )
-    if adopted:
+    if report.adopted:
         console.info(
             "The stream only carries writes from now on: run [bold]ddbsearch backfill[/] "
             "to index the items already in the table."
@@ -309,22 +311,7 @@ def _report_deploy(result: DeployResult, *, adopted: bool) -> None:
         console.info("Next: [bold]ddbsearch put[/] an item, then [bold]ddbsearch search[/] it.")
 
 
-def _deploy_local(
-    *,
-    table: str,
-    hash_key: tuple[str, str],
-    range_key: tuple[str, str] | None,
-    index: str | None,
-    json_output: bool,
-) -> None:
-    from ddbsearch.local.stack import deploy_local
-
-    with _progress("starting the local stack") as progress:
-        target = deploy_local(
-            table=table, hash_key=hash_key, range_key=range_key, index=index, on_progress=progress
-        )
-    if json_output:
-        console.out.print_json(json.dumps(target.to_json()))
+def _report_local(target: Target) -> None:
     console.info("[green]deployed[/] locally:")
     console.info(f"  Table:           {escape(target.table)}")
     console.info(f"  Index:           {escape(target.index)}")
@@ -369,48 +356,12 @@ def destroy(
 
     Shows what will be removed and asks first (--yes skips the question).
     """
-    if local:
-        from ddbsearch.local.stack import destroy_local
+    from ddbsearch.ops.deploy import destroy as run_destroy
 
-        with _progress("stopping the local stack") as progress:
-            stopped = destroy_local(on_progress=progress)
-        if stopped:
-            console.info("[green]destroyed[/] the local stack: no process or port is left")
-        else:
-            console.info("no local stack was running")
-        return
-
-    from ddbsearch import infra
-
-    infra.validate_stack_name(name)
-    terraform = infra.check_terraform()
-    with _progress("reading the stack's state") as progress:
-        preview = infra.preview_destroy(name, terraform=terraform, on_progress=progress)
-    saved = preview.target
-    identity = infra.check_aws(
-        profile=profile or (saved.profile if saved else None),
-        region=saved.region if saved else None,
-    )
-
-    console.info(
-        f"destroying stack [bold]{escape(name)}[/] in {escape(identity.region)} "
-        f"will delete {len(preview.resources)} resources:"
-    )
-    for address in preview.resources:
-        console.info(f"  - {escape(address)}")
-    if preview.adopted_table:
-        console.info(
-            f"The adopted table [bold]{escape(preview.adopted_table)}[/] stays (with its data "
-            "and stream)."
-        )
-    elif saved is not None:
-        console.info(
-            f"[bold red]The table {escape(saved.table)} was created by this stack: "
-            "it is deleted with its data.[/]"
-        )
-    if not _confirm(f"Destroy stack '{name}'?", yes=yes):
-        raise Aborted("destroy cancelled: nothing was removed")
-
-    with _progress("destroying") as progress:
-        infra.destroy_stack(name, terraform=terraform, on_progress=progress)
-    console.info(f"[green]destroyed[/] stack {escape(name)}")
+    report = run_destroy(local=local, name=name, profile=profile, yes=yes, events=TerminalEvents())
+    if not report.local:
+        console.info(f"[green]destroyed[/] stack {escape(report.name)}")
+    elif report.stopped:
+        console.info("[green]destroyed[/] the local stack: no process or port is left")
+    else:
+        console.info("no local stack was running")

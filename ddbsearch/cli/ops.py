@@ -42,7 +42,6 @@ from ddbsearch.errors import ExitCode, InputError
 if TYPE_CHECKING:  # the library is imported lazily: `ddbsearch --help` stays fast
     from ddbsearch.ops.backfill import BackfillSummary
     from ddbsearch.ops.search import SearchResult
-    from ddbsearch.targets import Target
 
 # --------------------------------------------------------------------------- helpers
 
@@ -142,42 +141,25 @@ def put(
     malformed or incomplete item means nothing is written. Writes are
     batched (25 per request); unprocessed items are retried with backoff.
     """
-    from ddbsearch import clients
-    from ddbsearch.items import (
-        parse_item,
-        parse_lines,
-        validate_item,
-        validate_items,
-    )
-    from ddbsearch.ops.put import raise_for_report, write_items
-    from ddbsearch.tables import describe_table as describe
-    from ddbsearch.testing.data import generate_transactions
+    from ddbsearch.items import parse_item, parse_lines
+    from ddbsearch.ops.put import put as run_put
+    from ddbsearch.ops.put import raise_for_report
 
     if sum(x is not None for x in (item, file, generate)) != 1:
         raise InputError("give exactly one of --item, --file or --generate")
     # Parse before touching the network: malformed input fails fast, even offline.
-    parsed = parse_item(item) if item is not None else None
-    lines = parse_lines(_read_file(file), source=file) if file is not None else None
+    items: list[tuple[str, Any]] = []
+    if item is not None:
+        items = [("item", parse_item(item))]
+    elif file is not None:
+        items = [(f"{file} line {n}", it) for n, it in parse_lines(_read_file(file), source=file)]
     target = target_from(
         local=local, name=name, endpoint=endpoint, table=table, index=index, region=region
     )
-    ddb = clients.client(target, "dynamodb")
-    info = describe(ddb, target.table)
-    if parsed is not None:
-        validate_item(parsed, info, "item")
-        items: Any = [parsed]
-        total = 1
-    elif lines is not None:
-        validate_items(lines, info, str(file))
-        items = [item for _, item in lines]
-        total = len(items)
-    else:
-        assert generate is not None
-        items = generate_transactions(generate, seed=seed, table=info)
-        total = generate
+    total = generate if generate is not None else len(items)
     with progress_bar(f"writing to {target.table}", total) as advance:
-        report = write_items(
-            ddb, target.table, items, info.key_names, rate=rate, on_progress=advance
+        report = run_put(
+            target, items, generate=generate, seed=seed, rate=rate, on_progress=advance
         )
     if json_output:
         emit_json(
@@ -222,38 +204,6 @@ def _cell(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False)
     return str(value)
-
-
-def _recorded_key_names(extra: Any) -> list[str]:
-    """Key attribute names the deploy recorded on the target, if any."""
-    if not isinstance(extra, dict):
-        return []
-    names = extra.get("key_names")
-    if isinstance(names, list) and all(isinstance(n, str) for n in names):
-        return names
-    out: list[str] = []
-    for part in ("hash_key", "range_key"):
-        value = extra.get(part)  # ["userId", "N"] (local stack) or {"name": ..., "type": ...}
-        if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
-            out.append(value[0])
-        elif isinstance(value, dict) and isinstance(value.get("name"), str):
-            out.append(value["name"])
-    return out
-
-
-def _key_names(target: Target) -> list[str]:
-    """The table's key attributes, best effort: search works even without DynamoDB access."""
-    from ddbsearch import clients
-    from ddbsearch.errors import DdbsearchError
-    from ddbsearch.tables import describe_table
-
-    recorded = _recorded_key_names(target.extra)
-    if recorded:
-        return recorded
-    try:
-        return describe_table(clients.client(target, "dynamodb"), target.table).key_names
-    except DdbsearchError:
-        return []
 
 
 def render_hits(result: SearchResult, key_names: list[str]) -> Table:
@@ -367,13 +317,13 @@ def search(
     target = target_from(
         local=local, name=name, endpoint=endpoint, table=table, index=index, region=region
     )
-    result = run_search(target, request)
+    result = run_search(target, request, with_key_names=not json_output and not console.state.quiet)
     if json_output:
         for hit in result.hits:
             sys.stdout.write(json.dumps(hit.to_json(), ensure_ascii=False) + "\n")
         sys.stdout.flush()
     elif result.hits and not console.state.quiet:
-        console.err.print(render_hits(result, _key_names(target)))
+        console.err.print(render_hits(result, result.key_names))
     if result.total == 0:
         console.info(f"no hits in {result.took_ms} ms")
         raise typer.Exit(int(ExitCode.NO_HITS))

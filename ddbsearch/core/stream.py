@@ -68,6 +68,21 @@ class Settings:
             max_bytes=int(env.get("BULK_MAX_BYTES", BULK_MAX_BYTES)),
         )
 
+    def to_environment(self) -> dict[str, str]:
+        """The function environment :meth:`from_environment` reads back (deploy writes it)."""
+        env = {
+            "OPENSEARCH_ENDPOINT": self.endpoint,
+            "INDEX_NAME": self.index,
+            "OPENSEARCH_AUTH": "sigv4" if self.sigv4 else "none",
+        }
+        if self.region:
+            env["AWS_REGION"] = self.region
+        if self.dlq_url:
+            env["DLQ_URL"] = self.dlq_url
+        if self.max_bytes != BULK_MAX_BYTES:
+            env["BULK_MAX_BYTES"] = str(self.max_bytes)
+        return env
+
 
 @dataclass
 class _Counts:

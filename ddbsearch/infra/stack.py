@@ -121,11 +121,7 @@ def target_from_outputs(
     endpoint = str(outputs["domain_endpoint"])
     if "://" not in endpoint:
         endpoint = f"https://{endpoint}"
-    extra = {
-        key: outputs[key]
-        for key in ("stream_arn", "table_adopted", "log_group_name", "domain_name", "operator_arns")
-        if key in outputs
-    }
+    arns = outputs.get("operator_arns") or ()
     return Target(
         kind="aws",
         name=name,
@@ -139,7 +135,11 @@ def target_from_outputs(
         dashboards_url=outputs.get("dashboards_url"),
         profile=profile,
         sigv4=True,
-        extra=extra,
+        stream_arn=outputs.get("stream_arn"),
+        table_adopted=outputs.get("table_adopted"),
+        log_group_name=outputs.get("log_group_name"),
+        domain_name=outputs.get("domain_name"),
+        operator_arns=(arns,) if isinstance(arns, str) else tuple(arns),
     )
 
 

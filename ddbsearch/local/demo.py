@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ddbsearch.errors import DdbsearchError, ExitCode
-from ddbsearch.local.stack import deploy_table, start_stack, stop_stack
+from ddbsearch.local.deploy import deploy_table
+from ddbsearch.local.stack import start_stack, stop_stack
 from ddbsearch.targets import DEFAULT_TABLE
 
 # The reference item of the original blog post.
@@ -84,8 +85,8 @@ def run_demo(
                 hit = result.hits[0]
                 return DemoResult(target.table, target.index, QUERY, latency, hit.id, hit.source)
             if time.monotonic() > deadline:
-                status = stack.mapping_status(target.table) or {}
-                last_error = (status.get("stats") or {}).get("last_error")
+                status = stack.mapping_status(target.table)
+                last_error = status.stats.get("last_error") if status is not None else None
                 raise DemoFailed(
                     f"the item was not searchable within {timeout:.0f} s"
                     + (f" (last stream worker error: {last_error})" if last_error else ""),

@@ -32,7 +32,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ddbsearch import clients, files
+from ddbsearch import clients
+from ddbsearch.local import state
 from ddbsearch.local.emulators import MotoServer, start_osmem
 from ddbsearch.local.runtime import FunctionConfig, LocalFunction
 from ddbsearch.local.worker import (
@@ -76,19 +77,19 @@ class Supervisor:
             self.moto = MotoServer.start()
             self.osmem = start_osmem()
             osmem_port = int(str(self.osmem.url).rsplit(":", 1)[1].rstrip("/"))
-            files.write_json(
-                self.root / "stack.json",
-                {
-                    "pid": os.getpid(),
-                    "ready": True,
-                    "started_at": time.time(),
-                    "region": REGION,
-                    "moto_url": self.moto.url,
-                    "moto_port": self.moto.port,
-                    "osmem_url": str(self.osmem.url).rstrip("/"),
-                    "osmem_port": osmem_port,
-                    "osmem_pid": int(self.osmem.pid),
-                },
+            state.write_stack(
+                self.root,
+                state.StackRecord(
+                    pid=os.getpid(),
+                    ready=True,
+                    started_at=time.time(),
+                    region=REGION,
+                    moto_url=self.moto.url,
+                    moto_port=self.moto.port,
+                    osmem_url=str(self.osmem.url).rstrip("/"),
+                    osmem_port=osmem_port,
+                    osmem_pid=int(self.osmem.pid),
+                ),
             )
             log.info("ready: moto %s, osmem %s", self.moto.url, self.osmem.url)
             while not self.stop.wait(0.1):
@@ -114,10 +115,7 @@ class Supervisor:
     _missing_checks = 0
 
     def _still_recorded(self) -> bool:
-        try:
-            pid = json.loads((self.root / "stack.json").read_text()).get("pid")
-        except (OSError, ValueError):
-            pid = None
+        pid = state.recorded_pid(self.root)
         self._missing_checks = 0 if pid == os.getpid() else self._missing_checks + 1
         return self._missing_checks < 5
 
@@ -131,23 +129,14 @@ class Supervisor:
         if self.moto is not None:
             with contextlib.suppress(Exception):
                 self.moto.stop()
-        state = self.root / "stack.json"
-        with contextlib.suppress(ValueError, OSError):
-            if json.loads(state.read_text()).get("pid") == os.getpid():
-                state.unlink()
+        with contextlib.suppress(OSError):
+            state.remove_stack(self.root, pid=os.getpid())
         log.info("stopped")
 
     # -------------------------------------------------------------- mappings
 
     def _sync_mappings(self) -> None:
-        directory = self.root / "mappings"
-        wanted: dict[str, str] = {}
-        if directory.is_dir():
-            for path in directory.glob("*.json"):
-                if path.name.endswith(".status.json"):
-                    continue
-                with contextlib.suppress(OSError):
-                    wanted[path.stem] = path.read_text()
+        wanted = dict(state.mapping_spec_texts(self.root))
         for table in list(self.mappings):
             if wanted.get(table) != self.mappings[table].spec_text:
                 self._stop_mapping(table)
@@ -156,7 +145,6 @@ class Supervisor:
                 self._start_mapping(table, text)
 
     def _start_mapping(self, table: str, text: str) -> None:
-        status = self.root / "mappings" / f"{table}.status.json"
         generation: str | None = None
         try:
             spec = json.loads(text)
@@ -198,13 +186,12 @@ class Supervisor:
             worker.start()
         except Exception as exc:
             log.exception("mapping for %s failed to start", table)
-            files.write_json(
-                status,
-                {
-                    "state": "Failed",
-                    "generation": generation,
-                    "error": f"{type(exc).__name__}: {exc}",
-                },
+            state.write_mapping_status(
+                self.root,
+                table,
+                state.MappingStatus(
+                    state="Failed", generation=generation, error=f"{type(exc).__name__}: {exc}"
+                ),
             )
             # Remember the failure so that we do not retry in a tight loop.
             self.mappings[table] = _Running(text, generation)
@@ -219,7 +206,7 @@ class Supervisor:
             running.worker.stop()
         if running.function is not None:
             running.function.close()
-        (self.root / "mappings" / f"{table}.status.json").unlink(missing_ok=True)
+        state.remove_mapping_status(self.root, table)
 
     def _write_status(self, table: str) -> None:
         running = self.mappings[table]
@@ -231,19 +218,20 @@ class Supervisor:
             caught_up_since = running.worker.caught_up_since()
         except RuntimeError:  # the worker thread changed its shards meanwhile
             caught_up_since = None
-        files.write_json(
-            self.root / "mappings" / f"{table}.status.json",
-            {
-                "state": "Enabled" if running.worker.running else "Stopped",
-                "generation": running.generation,
-                "idle": caught_up_since is not None,
-                "caught_up_since": caught_up_since,
-                "updated_at": time.time(),
-                "stream_arn": running.worker.config.stream_arn,
-                "function_pid": running.function.pid,
-                "stats": stats,
-                "checkpoints": running.worker.checkpoints.snapshot(),
-            },
+        state.write_mapping_status(
+            self.root,
+            table,
+            state.MappingStatus(
+                state="Enabled" if running.worker.running else "Stopped",
+                generation=running.generation,
+                idle=caught_up_since is not None,
+                caught_up_since=caught_up_since,
+                updated_at=time.time(),
+                stream_arn=running.worker.config.stream_arn,
+                function_pid=running.function.pid,
+                stats=stats,
+                checkpoints=running.worker.checkpoints.snapshot(),
+            ),
         )
 
     _last_status_write = 0.0

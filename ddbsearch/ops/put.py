@@ -5,14 +5,15 @@ retried; ``--rate`` paces them with :class:`ddbsearch.core.pacing.Pacer`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ddbsearch.clients import aws_errors
 from ddbsearch.core.pacing import Pacer, backoff_delay
-from ddbsearch.errors import DdbsearchError, PartialFailure
+from ddbsearch.errors import DdbsearchError, InputError, PartialFailure
 from ddbsearch.items import Item, key_of
+from ddbsearch.targets import Target
 
 BATCH_LIMIT = 25  # BatchWriteItem's maximum number of requests per call
 
@@ -112,3 +113,54 @@ def raise_for_report(report: WriteReport) -> None:
             f"({report.written} written)",
             hint="the table is throttling: retry later or lower --rate",
         )
+
+
+ItemInput = Mapping[str, Any] | tuple[str, Item]
+
+
+def put(
+    target: Target,
+    items: Iterable[ItemInput] = (),
+    *,
+    generate: int | None = None,
+    seed: int | None = None,
+    rate: float | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> WriteReport:
+    """Write items to the target's table; its stream then indexes them.
+
+    ``items`` are JSON objects, plain (``{"userId": 3, "note": "x"}``) or DynamoDB
+    JSON (``{"userId": {"N": "3"}}``), or ``(where, item)`` pairs already parsed
+    by :mod:`ddbsearch.items` (``where`` names the item in errors). Every item is
+    checked against the table's keys before anything is written: one bad item
+    means nothing is written (:class:`~ddbsearch.errors.InputError`).
+    ``generate`` writes that many demo transactions instead. Items still
+    unprocessed after retries are in the report (see :func:`raise_for_report`).
+    """
+    from ddbsearch import clients
+    from ddbsearch.items import item_from_json, validate_item
+    from ddbsearch.tables import describe_table
+
+    labelled: list[tuple[str, Item]] = []
+    for number, entry in enumerate(items, start=1):
+        if isinstance(entry, tuple):
+            labelled.append(entry)
+        else:
+            where = f"item {number}"
+            labelled.append((where, item_from_json(dict(entry), where)))
+    if labelled and generate is not None:
+        raise InputError("give items or generate, not both")
+    ddb = clients.client(target, "dynamodb")
+    table = describe_table(ddb, target.table)
+    for where, item in labelled:
+        validate_item(item, table, where)
+    source: Iterable[Item]
+    if generate is not None:
+        from ddbsearch.testing.data import generate_transactions
+
+        source = generate_transactions(generate, seed=seed, table=table)
+    else:
+        source = [item for _, item in labelled]
+    return write_items(
+        ddb, target.table, source, table.key_names, rate=rate, on_progress=on_progress
+    )

@@ -11,8 +11,9 @@ error on user input.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -323,6 +324,7 @@ class SearchResult:
     took_ms: int
     hits: list[Hit]
     body: dict[str, Any]
+    key_names: list[str] = field(default_factory=list)  # filled with ``with_key_names``
 
     @property
     def total_text(self) -> str:
@@ -349,16 +351,51 @@ def parse_response(response: Mapping[str, Any], body: dict[str, Any]) -> SearchR
     return SearchResult(value, relation == "gte", int(response.get("took", 0)), hits, body)
 
 
-def search(target: Target, request: SearchRequest, *, client: Any = None) -> SearchResult:
-    """Run ``request`` against the target's index."""
+def search(
+    target: Target,
+    request: SearchRequest | str | None = None,
+    *,
+    wait: float = 0.0,
+    with_key_names: bool = False,
+    client: Any = None,
+) -> SearchResult:
+    """Run ``request`` (or plain query text) against the target's index.
+
+    ``wait`` > 0 retries for up to that many seconds until something matches (the
+    stream indexes a write within seconds, not at once). ``with_key_names`` also
+    fills :attr:`SearchResult.key_names` (the table's keys, for showing hits).
+    """
+    if not isinstance(request, SearchRequest):
+        request = SearchRequest(text=request, highlight=False)
     client = client or client_for(target)
     fields = get_fields(client, target)
     body = build_body(request, fields)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            response = client.search(index=target.index, body=body)
+        except Exception as exc:
+            raise translate(exc, target, "search") from None
+        result = parse_response(response, body)
+        if result.total or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)  # polling the index: a search is the only way to see a new document
+    if with_key_names and result.hits:
+        result = replace(result, key_names=key_names(target))
+    return result
+
+
+def key_names(target: Target) -> list[str]:
+    """The table's key attributes, best effort: search works even without DynamoDB access."""
+    from ddbsearch import clients
+    from ddbsearch.tables import describe_table
+
+    if target.key_names:
+        return list(target.key_names)
     try:
-        response = client.search(index=target.index, body=body)
-    except Exception as exc:
-        raise translate(exc, target, "search") from None
-    return parse_response(response, body)
+        return describe_table(clients.client(target, "dynamodb"), target.table).key_names
+    except DdbsearchError:
+        return []
 
 
 def count_documents(target: Target, *, client: Any = None) -> int:

@@ -23,6 +23,7 @@ from ddbsearch.core.bulk import BulkIndexer
 from ddbsearch.core.documents import action_from_record, to_document
 from ddbsearch.core.transport import SearchTransport
 from ddbsearch.errors import Aborted
+from ddbsearch.local.state import record_target
 from ddbsearch.ops.backfill import Checkpoint, checkpoint_path, run_backfill
 from ddbsearch.targets import Target
 from ddbsearch.testing.data import generate_transactions
@@ -362,11 +363,10 @@ def test_pages_still_failing_transiently_are_left_for_resume(
     flaky_search: tuple[str, threading.Event, list[dict[str, str]]],
 ) -> None:
     from ddbsearch.errors import PartialFailure
-    from ddbsearch.targets import local_state_file
 
     proxy, failing, _ = flaky_search
     target = ops_target(REFERENCE_KEYS).with_overrides(search_endpoint=proxy)
-    local_state_file().write_text(json.dumps({"target": target.to_json()}))
+    record_target(target)
     fill(target, 30)
     failing.set()
     with pytest.raises(PartialFailure, match=r"30 document\(s\) still failing .*TRANSIENT"):

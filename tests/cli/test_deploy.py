@@ -150,7 +150,7 @@ def test_deploy_runs_init_plan_apply_and_makes_the_stack_current(
     assert target.function_name == "ddbsearch-indexer"
     assert target.dlq_url is not None
     assert target.dlq_url.endswith("/ddbsearch-indexer-dlq")
-    assert target.extra["table_adopted"] is False
+    assert target.table_adopted is False
     assert resolve_target() == target  # `ddbsearch search` now finds it with no flags
 
     # Outputs are printed, Dashboards first; the log keeps Terraform's full output.
@@ -448,7 +448,7 @@ def test_adopting_a_table_without_stream_enables_it_after_confirmation(
     target = load_aws_target("ddbsearch")
     assert target is not None
     assert target.table == table
-    assert target.extra["table_adopted"] is True
+    assert target.table_adopted is True
 
 
 @pytest.mark.integration

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-import ddbsearch.local.stack as local_stack
+import ddbsearch.local.deploy as local_deploy
 from ddbsearch.cli import app
 from ddbsearch.errors import ExitCode
 from ddbsearch.targets import Target, load_local_target, resolve_target
@@ -39,13 +39,13 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         calls.append({"destroy": True})
         return len(calls) == 1
 
-    monkeypatch.setattr(local_stack, "deploy_local", deploy_local)
-    monkeypatch.setattr(local_stack, "destroy_local", destroy_local)
+    monkeypatch.setattr(local_deploy, "deploy_local", deploy_local)
+    monkeypatch.setattr(local_deploy, "destroy_local", destroy_local)
     return calls
 
 
-def _keys(calls: list[dict[str, Any]]) -> tuple[Any, Any]:
-    return calls[-1]["hash_key"], calls[-1]["range_key"]
+def _keys(calls: list[dict[str, Any]]) -> Any:
+    return calls[-1]["keys"]
 
 
 def test_defaults_are_the_reference_table(recorded: list[dict[str, Any]]) -> None:
@@ -53,7 +53,7 @@ def test_defaults_are_the_reference_table(recorded: list[dict[str, Any]]) -> Non
     assert result.exit_code == 0, result.stderr
     assert recorded[0]["table"] == "UsersTransactions"
     assert recorded[0]["index"] is None
-    assert _keys(recorded) == (("userId", "N"), ("transactionId", "N"))
+    assert _keys(recorded) is None  # adopt an existing table's keys, else the reference ones
     assert "creating the table" in result.stderr  # progress reaches stderr
     assert "Search endpoint: http://127.0.0.1:9200" in result.stderr
     assert "ddbsearch put" in result.stderr

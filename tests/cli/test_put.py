@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ddbsearch.cli import app
+from ddbsearch.local.state import record_target
 from ddbsearch.targets import Target
 
 pytestmark = pytest.mark.integration
@@ -191,11 +192,10 @@ def test_unknown_table_is_exit_5(ops_target: Callable[..., Target]) -> None:
 
 
 def test_unreachable_endpoint_is_exit_6(ops_target: Callable[..., Target]) -> None:
-    from ddbsearch.targets import local_state_file
 
     target = ops_target()
     dead = Target(**{**target.to_json(), "aws_endpoint": f"http://127.0.0.1:{free_port()}"})
-    local_state_file().write_text(json.dumps({"target": dead.to_json()}))
+    record_target(dead)
     result = runner.invoke(app, ["put", "--item", '{"userId": 1, "transactionId": "a"}'])
     assert result.exit_code == 6
     assert "cannot reach" in result.stderr

@@ -14,7 +14,8 @@ from ddbsearch.cli import app
 from ddbsearch.core.bulk import BulkIndexer
 from ddbsearch.core.documents import Action, document_id, stream_version, to_document
 from ddbsearch.core.transport import SearchTransport
-from ddbsearch.targets import Target, local_state_file
+from ddbsearch.local.state import record_target
+from ddbsearch.targets import Target
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,7 @@ def test_redrive_reindexes_current_state_and_keeps_what_still_fails(
     ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint)
     dlq = sqs.create_queue(QueueName=f"dlq-{target.table}")["QueueUrl"]
     target = target.with_overrides(dlq_url=dlq)
-    local_state_file().write_text(json.dumps({"target": target.to_json()}))
+    record_target(target)
 
     fixed = {**_keys(1, "a"), "shortDescription": {"S": "fixed since"}}
     broken = {**_keys(2, "b"), "a.b": {"S": "still dotted"}}

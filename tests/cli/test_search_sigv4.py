@@ -82,7 +82,7 @@ def test_aws_search_requests_are_signed_for_es(domain: tuple[str, list[dict[str,
         index="idx",
         search_endpoint=url,
         sigv4=True,
-        extra={"key_names": ["pk"]},  # no DescribeTable call
+        key_names=("pk",),  # no DescribeTable call
     )
     save_aws_target(target)
     set_current("aws", "signed")
@@ -104,7 +104,7 @@ def test_a_refusing_domain_is_exit_7(domain: tuple[str, list[dict[str, Any]]]) -
     url, seen = domain
     target = Target(
         kind="aws", name="refused", region="us-east-1", table="T", index="forbidden",
-        search_endpoint=url, sigv4=True, extra={"key_names": ["pk"]},
+        search_endpoint=url, sigv4=True, key_names=("pk",),
     )  # fmt: skip
     save_aws_target(target)
     set_current("aws", "refused")

@@ -18,9 +18,10 @@ import pytest
 from typer.testing import CliRunner
 
 from ddbsearch.cli import app
+from ddbsearch.local import state
+from ddbsearch.local.state import record_target
 from ddbsearch.ops.backfill import run_backfill
-from ddbsearch.ops.status import local_report_path
-from ddbsearch.targets import Target, local_state_file, save_aws_target, set_current
+from ddbsearch.targets import Target, save_aws_target, set_current
 from ddbsearch.testing.data import generate_transactions
 
 pytestmark = pytest.mark.integration
@@ -33,7 +34,7 @@ def client(target: Target, service: str) -> Any:
 
 
 def record(target: Target) -> None:
-    local_state_file().write_text(json.dumps({"target": target.to_json()}))
+    record_target(target)
 
 
 def stream_arn(target: Target) -> str:
@@ -52,9 +53,9 @@ def write_worker_report(target: Target, **overrides: Any) -> None:
         "stats": {"invocations": 3, "function_errors": 0, "last_error": None},
         **overrides,
     }
-    path = local_report_path(target.table)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report))
+    state.write_mapping_status(
+        state.default_root(), target.table, state.MappingStatus.from_json(report)
+    )
 
 
 @pytest.fixture
@@ -112,7 +113,7 @@ def test_degraded_pipeline_lists_every_reason_and_exits_9(healthy_local: Target)
         TableName=target.table, StreamSpecification={"StreamEnabled": False}
     )
     # the worker stopped reporting 60 s ago
-    path = local_report_path(target.table)
+    path = state.status_path(state.default_root(), target.table)
     os.utime(path, (time.time() - 60, time.time() - 60))
     result = runner.invoke(app, ["status", "--json"])
     assert result.exit_code == 9

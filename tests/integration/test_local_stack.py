@@ -13,17 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from ddbsearch.cli import app
+from ddbsearch.local.deploy import deploy_local, deploy_table, destroy_local, wait_until_idle
 from ddbsearch.local.emulators import port_accepts
-from ddbsearch.local.stack import (
-    deploy_local,
-    deploy_table,
-    destroy_local,
-    process_alive,
-    running_stack,
-    start_stack,
-    stop_stack,
-    wait_until_idle,
-)
+from ddbsearch.local.processes import process_alive
+from ddbsearch.local.stack import running_stack, start_stack, stop_stack
 from ddbsearch.ops.search import SearchRequest, search
 from ddbsearch.targets import load_local_target, local_state_file, resolve_target, state_home
 from tests.integration.local_helpers import build_zip, seen_batches, wait_for
@@ -55,11 +48,12 @@ def test_deploy_put_search_demo_alongside_then_destroy_leaves_nothing() -> None:
             lambda: search(target, SearchRequest(text="mega test", highlight=False)).hits
         )
         assert result[0].source["shortDescription"] == "Final mega test 2"
-        status = stack.mapping_status(target.table) or {}
+        status = stack.mapping_status(target.table)
         function_pid = wait_for(
-            lambda: (stack.mapping_status(target.table) or {}).get("function_pid")
+            lambda: getattr(stack.mapping_status(target.table), "function_pid", None)
         )
-        assert status.get("state") == "Enabled"
+        assert status is not None
+        assert status.state == "Enabled"
 
         # deploy again: idempotent, same stack.
         assert deploy_local() == target
@@ -96,8 +90,7 @@ def test_a_restarted_worker_resumes_and_a_killed_supervisor_leaves_no_orphans(
         deploy_table(
             stack,
             table="Ruled",
-            hash_key=("id", "N"),
-            range_key=None,
+            keys=(("id", "N"), None),
             zip_path=build_zip(tmp_path / "ruled.zip"),
             function_environment={"SEEN_FILE": str(seen)},
         )
@@ -106,14 +99,14 @@ def test_a_restarted_worker_resumes_and_a_killed_supervisor_leaves_no_orphans(
     ddb = stack.client("dynamodb")
     ddb.put_item(TableName="Ruled", Item={"id": {"N": "1"}})
     wait_for(lambda: seen_batches(seen) == [[1]])
-    wait_for(lambda: (stack.mapping_status("Ruled") or {}).get("checkpoints"))
+    wait_for(lambda: getattr(stack.mapping_status("Ruled"), "checkpoints", None))
 
     deploy()  # replaces the mapping: a new worker that must resume, not re-deliver
     ddb.put_item(TableName="Ruled", Item={"id": {"N": "2"}})
     status = wait_until_idle(stack, "Ruled", timeout=15)
     assert seen_batches(seen) == [[1], [2]]
-    assert status["stats"]["records_succeeded"] == 1
-    function_pid = wait_for(lambda: (stack.mapping_status("Ruled") or {}).get("function_pid"))
+    assert status.stats["records_succeeded"] == 1
+    function_pid = wait_for(lambda: getattr(stack.mapping_status("Ruled"), "function_pid", None))
 
     os.kill(stack.pid, signal.SIGKILL)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import json
+from datetime import datetime, timezone
 from typing import Any
 
-from ddbsearch.ops.status import Check, StatusReport, _local_checks, local_report_path
+from ddbsearch.local import state
+from ddbsearch.ops.status import Check, StatusReport
+from ddbsearch.ops.status.local import pipeline_checks
 from ddbsearch.targets import Target
 
 TARGET = Target("local", "local", "us-east-1", "T", "t", "http://127.0.0.1:1")
@@ -13,10 +15,10 @@ TARGET = Target("local", "local", "us-east-1", "T", "t", "http://127.0.0.1:1")
 
 def checks(report: dict[str, Any] | None, max_lag: float = 300) -> dict[str, Check]:
     if report is not None:
-        path = local_report_path("T")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report))
-    return {c.name: c for c in _local_checks(TARGET, max_lag)}
+        status = state.MappingStatus.from_json(report)
+        state.write_mapping_status(state.default_root(), "T", status)
+    now = datetime.now(timezone.utc)
+    return {c.name: c for c in pipeline_checks(TARGET, None, max_lag, now)}
 
 
 def test_a_failed_worker_is_a_failure_with_its_error() -> None:

@@ -173,7 +173,7 @@ def test_target_from_outputs() -> None:
     assert target.search_endpoint == "https://search-s1.us-east-1.es.amazonaws.com"
     assert target.profile == "prod"
     assert target.sigv4 is True
-    assert target.extra == {"stream_arn": "arn:stream", "table_adopted": True}
+    assert (target.stream_arn, target.table_adopted) == ("arn:stream", True)
     with pytest.raises(InfraError, match="terraform outputs lack domain_endpoint, region"):
         target_from_outputs("s1", {"table_name": "T", "index_name": "t"})
 

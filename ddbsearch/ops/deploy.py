@@ -1,0 +1,248 @@
+"""``deploy`` and ``destroy``: the whole workflow, locally or on AWS, as one call each.
+
+The library never prints and never prompts. What an operator should see or
+decide along the way (a spinner's steps, "adopting the existing table", "turn on
+the stream?") goes through a :class:`DeployEvents` the caller passes; the CLI
+supplies one that renders to the terminal. Without one, nothing is shown and
+nothing that needs consent happens unless ``yes=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ddbsearch.errors import Aborted
+from ddbsearch.targets import DEFAULT_STACK, DEFAULT_TABLE, KeySpec, Target
+
+if TYPE_CHECKING:
+    from ddbsearch.infra import AwsIdentity, DestroyPreview, StackSettings, TerraformInfo
+    from ddbsearch.tables import TableInfo
+
+
+class DeployEvents(Protocol):
+    """What deploy and destroy tell the operator, and the questions they ask."""
+
+    def progress(self, first: str) -> AbstractContextManager[Callable[[str], None]]:
+        """A long step starts (``first`` names it); the callable reports its sub-steps."""
+        ...
+
+    def starting(
+        self, settings: StackSettings, identity: AwsIdentity, terraform: TerraformInfo
+    ) -> None:
+        """AWS deploy: prerequisites checked, about to change the account."""
+        ...
+
+    def adopting(self, table: TableInfo, *, keys_ignored: bool) -> None:
+        """An existing table is adopted (``keys_ignored``: key options were given anyway)."""
+        ...
+
+    def confirm_stream_change(self, table: TableInfo) -> bool:
+        """May the table's stream be turned on / replaced (``table.stream_problem()``)?"""
+        ...
+
+    def stream_enabled(self, table: TableInfo) -> None: ...
+
+    def destroy_planned(self, preview: DestroyPreview, identity: AwsIdentity) -> None:
+        """AWS destroy: what will be deleted and what stays."""
+        ...
+
+    def confirm_destroy(self, name: str) -> bool: ...
+
+
+class SilentEvents:
+    """No output; consent is never assumed (pass ``yes=True`` to give it)."""
+
+    @contextmanager
+    def progress(self, first: str) -> Iterator[Callable[[str], None]]:
+        yield lambda _message: None
+
+    def starting(
+        self, settings: StackSettings, identity: AwsIdentity, terraform: TerraformInfo
+    ) -> None:
+        return None
+
+    def adopting(self, table: TableInfo, *, keys_ignored: bool) -> None:
+        return None
+
+    def confirm_stream_change(self, table: TableInfo) -> bool:
+        return False
+
+    def stream_enabled(self, table: TableInfo) -> None:
+        return None
+
+    def destroy_planned(self, preview: DestroyPreview, identity: AwsIdentity) -> None:
+        return None
+
+    def confirm_destroy(self, name: str) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class DeployReport:
+    """What deploy did: the target every other verb takes, and what to tell the operator."""
+
+    target: Target
+    adopted: bool = False  # an existing table is indexed (its items need a backfill)
+    index_created: bool = False
+    index_warning: str | None = None  # why the index could not be prepared yet (not fatal)
+    log_path: Path | None = None  # the full Terraform log (AWS)
+
+
+@dataclass(frozen=True)
+class DestroyReport:
+    local: bool
+    name: str
+    stopped: bool = True  # local: False when no local stack was running
+
+
+def deploy(
+    *,
+    local: bool = False,
+    table: str | None = None,
+    keys: KeySpec | None = None,
+    index: str | None = None,
+    name: str = DEFAULT_STACK,
+    region: str | None = None,
+    profile: str | None = None,
+    instance_type: str | None = None,
+    instance_count: int | None = None,
+    operator_arns: Sequence[str] = (),
+    terraform_vars: Mapping[str, Any] | None = None,
+    state_bucket: str | None = None,
+    yes: bool = False,
+    events: DeployEvents | None = None,
+) -> DeployReport:
+    """Create the pipeline: table (or adopt yours) -> stream -> Lambda -> OpenSearch.
+
+    ``local=True`` runs it on this machine (moto + osmem-server, no AWS account);
+    otherwise Terraform deploys stack ``name`` to AWS. An existing ``table`` is
+    adopted with its own keys (never deleted); ``keys`` are for a table being
+    created (default: the reference keys). The deployed stack becomes the
+    default target of the other verbs. ``yes`` consents to changing an adopted
+    table's stream.
+    """
+    events = events or SilentEvents()
+    if local:
+        return _deploy_local(table=table or DEFAULT_TABLE, keys=keys, index=index, events=events)
+
+    from ddbsearch import infra
+
+    settings = infra.StackSettings(
+        name=infra.validate_stack_name(name),
+        region=region,
+        profile=profile,
+        table=table,
+        keys=keys,
+        index=index,
+        instance_type=instance_type,
+        instance_count=instance_count,
+        operator_arns=tuple(operator_arns),
+        extra_vars=dict(terraform_vars or {}),
+        state_bucket=state_bucket,
+    )
+    return deploy_aws(settings, yes=yes, events=events)
+
+
+def _deploy_local(
+    *, table: str, keys: KeySpec | None, index: str | None, events: DeployEvents
+) -> DeployReport:
+    from ddbsearch.local.deploy import deploy_local
+
+    with events.progress("starting the local stack") as progress:
+        target = deploy_local(table=table, keys=keys, index=index, on_progress=progress)
+    return DeployReport(target)
+
+
+def deploy_aws(
+    settings: StackSettings, *, yes: bool = False, events: DeployEvents | None = None
+) -> DeployReport:
+    """Deploy ``settings`` to AWS with Terraform, adopting an existing table first."""
+    from ddbsearch import infra
+    from ddbsearch.infra.stack import log_path
+
+    events = events or SilentEvents()
+    terraform = infra.check_terraform()
+    identity = infra.check_aws(profile=settings.profile, region=settings.region)
+    events.starting(settings, identity, terraform)
+    adopted = settings.table is not None and _adopt_table(
+        identity, settings.table, keys_given=settings.keys is not None, yes=yes, events=events
+    )
+    settings = replace(settings, adopt_table=adopted)
+    with events.progress("starting") as progress:
+        result = infra.deploy_stack(
+            settings, terraform=terraform, identity=identity, on_progress=progress
+        )
+    return DeployReport(
+        result.target,
+        adopted=adopted,
+        index_created=result.index_created,
+        index_warning=result.index_warning,
+        log_path=log_path(result.target.name),
+    )
+
+
+def _adopt_table(
+    identity: AwsIdentity, table: str, *, keys_given: bool, yes: bool, events: DeployEvents
+) -> bool:
+    """True if ``table`` exists (then its stream is made usable, with consent)."""
+    from ddbsearch import infra
+
+    info = infra.inspect_table(infra.session_for(identity), table)
+    if not info.exists:
+        return False
+    events.adopting(info, keys_ignored=keys_given)
+    if info.stream_problem():
+        if not (yes or events.confirm_stream_change(info)):
+            raise Aborted(
+                "deploy cancelled: the table's stream was left unchanged",
+                hint="rerun with --yes to let ddbsearch enable the stream",
+            )
+        with events.progress(f"enabling the stream of {table}"):
+            info = infra.enable_stream(infra.session_for(identity), info)
+        events.stream_enabled(info)
+    return True
+
+
+def destroy(
+    *,
+    local: bool = False,
+    name: str = DEFAULT_STACK,
+    profile: str | None = None,
+    yes: bool = False,
+    events: DeployEvents | None = None,
+) -> DestroyReport:
+    """Remove everything deploy created; an adopted table is never deleted.
+
+    ``local=True`` stops the local stack. On AWS the plan goes to
+    ``events.destroy_planned`` and, unless ``yes``, ``events.confirm_destroy``
+    must agree (otherwise :class:`~ddbsearch.errors.Aborted`, nothing removed).
+    """
+    events = events or SilentEvents()
+    if local:
+        from ddbsearch.local.deploy import destroy_local
+
+        with events.progress("stopping the local stack") as progress:
+            stopped = destroy_local(on_progress=progress)
+        return DestroyReport(local=True, name="local", stopped=stopped)
+
+    from ddbsearch import infra
+
+    infra.validate_stack_name(name)
+    terraform = infra.check_terraform()
+    with events.progress("reading the stack's state") as progress:
+        preview = infra.preview_destroy(name, terraform=terraform, on_progress=progress)
+    saved = preview.target
+    identity = infra.check_aws(
+        profile=profile or (saved.profile if saved else None),
+        region=saved.region if saved else None,
+    )
+    events.destroy_planned(preview, identity)
+    if not (yes or events.confirm_destroy(name)):
+        raise Aborted("destroy cancelled: nothing was removed")
+    with events.progress("destroying") as progress:
+        infra.destroy_stack(name, terraform=terraform, on_progress=progress)
+    return DestroyReport(local=False, name=name)
