@@ -33,9 +33,8 @@ AttributeValue = dict[str, Any]
 Item = dict[str, AttributeValue]
 
 TYPE_TAGS = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
-KEY_TYPES = frozenset({"S", "N", "B"})
 MAX_ITEM_BYTES = 400 * 1024
-MAX_DEPTH = 32  # DynamoDB's nesting limit for documents
+DYNAMODB_MAX_NESTING = 32  # DynamoDB's nesting limit for documents
 # DynamoDB numbers: 1E-130 <= |n| <= 9.9999999999999999999999999999999999999E+125.
 MIN_EXPONENT = -130
 MAX_EXPONENT = 125
@@ -64,7 +63,7 @@ def _loads(text: str) -> Any:
 _NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
-def _number(value: Decimal | str, where: str) -> str:
+def _dynamodb_number(value: Decimal | str, where: str) -> str:
     """The DynamoDB number string for ``value`` (exactly as written), or InputError."""
     if isinstance(value, str) and not _NUMBER.fullmatch(value):
         # Decimal() alone would accept " 3", "1_000", "NaN" and "Infinity".
@@ -96,14 +95,14 @@ def is_dynamodb_json(obj: Mapping[str, Any]) -> bool:
 
 
 def _from_plain(value: Any, where: str, depth: int = 0) -> AttributeValue:
-    if depth > MAX_DEPTH:
-        raise InputError(f"{where}: nested deeper than DynamoDB's {MAX_DEPTH} levels")
+    if depth > DYNAMODB_MAX_NESTING:
+        raise InputError(f"{where}: nested deeper than DynamoDB's {DYNAMODB_MAX_NESTING} levels")
     if value is None:
         return {"NULL": True}
     if isinstance(value, bool):
         return {"BOOL": value}
     if isinstance(value, Decimal):
-        return {"N": _number(value, where)}
+        return {"N": _dynamodb_number(value, where)}
     if isinstance(value, str):
         return {"S": value}
     if isinstance(value, list):
@@ -113,7 +112,7 @@ def _from_plain(value: Any, where: str, depth: int = 0) -> AttributeValue:
     raise InputError(f"{where}: unsupported JSON value {type(value).__name__}")  # pragma: no cover
 
 
-def _binary(value: Any, where: str) -> bytes:
+def _decode_binary(value: Any, where: str) -> bytes:
     if not isinstance(value, str):
         raise InputError(f"{where}: binary values must be base64 strings")
     try:
@@ -130,9 +129,9 @@ def _typed_scalar(tag: str, inner: Any, where: str) -> AttributeValue:
     if tag == "N":
         if not isinstance(inner, str):
             raise InputError(f'{where}: N must be a number written as a string, like {{"N": "3"}}')
-        return {"N": _number(inner, where)}
+        return {"N": _dynamodb_number(inner, where)}
     if tag == "B":
-        return {"B": _binary(inner, where)}
+        return {"B": _decode_binary(inner, where)}
     if tag == "BOOL":
         if not isinstance(inner, bool):
             raise InputError(f"{where}: BOOL must be true or false")
@@ -153,10 +152,10 @@ def _typed_set(tag: str, inner: Any, where: str) -> AttributeValue:
     if tag == "SS":
         out = canonical = list(inner)
     elif tag == "NS":
-        out = [_number(v, where) for v in inner]
+        out = [_dynamodb_number(v, where) for v in inner]
         canonical = [Decimal(v) for v in out]
     else:  # BS
-        out = canonical = [_binary(v, where) for v in inner]
+        out = canonical = [_decode_binary(v, where) for v in inner]
     if len(set(canonical)) != len(canonical):
         raise InputError(f"{where}: {tag} contains duplicates (sets hold unique values)")
     return {tag: out}
@@ -164,8 +163,8 @@ def _typed_set(tag: str, inner: Any, where: str) -> AttributeValue:
 
 def _from_typed(value: Any, where: str, depth: int = 0) -> AttributeValue:
     """Validate one DynamoDB JSON attribute value strictly; return its wire form."""
-    if depth > MAX_DEPTH:
-        raise InputError(f"{where}: nested deeper than DynamoDB's {MAX_DEPTH} levels")
+    if depth > DYNAMODB_MAX_NESTING:
+        raise InputError(f"{where}: nested deeper than DynamoDB's {DYNAMODB_MAX_NESTING} levels")
     if not isinstance(value, dict) or len(value) != 1:
         raise InputError(f'{where}: expected one type tag like {{"S": "text"}}')
     tag, inner = next(iter(value.items()))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,16 +26,6 @@ def port_accepts(port: int, host: str = LOOPBACK, timeout: float = 0.2) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
         return True
     return False
-
-
-def wait_port_closed(port: int, *, timeout: float = 10.0, host: str = LOOPBACK) -> bool:
-    """Poll until nothing listens on ``port``; False if it is still open at the timeout."""
-    deadline = time.monotonic() + timeout
-    while port_accepts(port, host):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 @dataclass

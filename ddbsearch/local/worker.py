@@ -68,7 +68,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ddbsearch import defaults, files
-from ddbsearch.core.pacing import backoff_delay
+from ddbsearch.local import policy
 from ddbsearch.local.runtime import InvokeResult
 
 log = logging.getLogger("ddbsearch.local.worker")
@@ -577,7 +577,6 @@ class StreamWorker:
         self.stats.invocations += 1
         self.stats.batch_sizes.append(len(batch.records))
 
-        failed_at: int | None = None
         if result.error is not None:
             self.stats.function_errors += 1
             self.stats.last_error = (
@@ -588,26 +587,36 @@ class StreamWorker:
                 "executedVersion": "$LATEST",
                 "functionError": "Unhandled",
             }
-            failed_at = 0
-            function_error = True
+            failure = policy.FirstFailure(0, whole_batch=True)
         else:
-            failed_at, function_error = self._first_failure(batch, result.payload)
+            failure = policy.first_failure(
+                [r.sequence_number for r in batch.records],
+                result.payload,
+                report_batch_item_failures=cfg.report_batch_item_failures,
+            )
+            if failure.note is not None:
+                self.stats.last_error = failure.note
             batch.response_context = {"statusCode": 200, "executedVersion": "$LATEST"}
 
-        if failed_at is None:  # success
+        decision = policy.decide(
+            len(batch.records),
+            failure,
+            retries=batch.retries,
+            bisect_on_function_error=cfg.bisect_batch_on_function_error,
+            maximum_retry_attempts=cfg.maximum_retry_attempts,
+        )
+        if decision.action == "done":
             self._succeed(shard, batch.records)
             shard.pending.popleft()
             shard.failures = 0
             return
-
-        if failed_at > 0:
+        if decision.partial:
             self.stats.partial_failures += 1
-            self._succeed(shard, batch.records[:failed_at])
-            batch.records = batch.records[failed_at:]
-        elif not function_error:
-            self.stats.partial_failures += 1
+        if decision.succeeded:
+            self._succeed(shard, batch.records[: decision.succeeded])
+            batch.records = batch.records[decision.succeeded :]
 
-        if function_error and cfg.bisect_batch_on_function_error and len(batch.records) > 1:
+        if decision.action == "bisect":
             half = len(batch.records) // 2
             shard.pending.popleft()
             for part in (batch.records[half:], batch.records[:half]):
@@ -624,39 +633,15 @@ class StreamWorker:
             return
 
         batch.retries += 1
-        if 0 <= cfg.maximum_retry_attempts < batch.retries:
+        if decision.action == "discard":
             if self._discard(shard, batch, batch.records, RETRY_EXHAUSTED):
                 shard.pending.popleft()
             return
         shard.failures += 1
-        # Lambda's retries are not jittered: the plain capped exponential.
-        delay = backoff_delay(
-            shard.failures - 1,
-            base=cfg.retry_backoff_seconds,
-            cap=cfg.retry_backoff_max_seconds,
-            jitter=lambda: 1.0,
+        delay = policy.retry_delay(
+            shard.failures, base=cfg.retry_backoff_seconds, cap=cfg.retry_backoff_max_seconds
         )
         shard.next_attempt_at = time.monotonic() + delay
-
-    def _first_failure(self, batch: _Batch, payload: Any) -> tuple[int | None, bool]:
-        """After an invocation that returned: (index of the first record to retry, or
-        None for success; True if the response was malformed and the whole batch failed).
-        """
-        if not self.config.report_batch_item_failures or not isinstance(payload, dict):
-            return None, False
-        failures = payload.get("batchItemFailures")
-        if not failures:
-            return None, False
-        index = {r.sequence_number: i for i, r in enumerate(batch.records)}
-        positions: list[int] = []
-        for failure in failures if isinstance(failures, list) else [None]:
-            identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
-            if not isinstance(identifier, str) or identifier not in index:
-                # Malformed response: Lambda treats the whole batch as failed.
-                self.stats.last_error = f"invalid batchItemFailures entry: {failure!r}"
-                return 0, True
-            positions.append(index[identifier])
-        return min(positions), False
 
     def _succeed(self, shard: _Shard, records: list[_Record]) -> None:
         if records:

@@ -30,6 +30,7 @@ from ddbsearch.core.documents import (
 )
 from ddbsearch.core.transport import SearchTransport
 from ddbsearch.errors import ConfigurationError
+from ddbsearch.tables import describe_table
 from ddbsearch.targets import Target
 
 # Long enough that one run never sees the same message twice.
@@ -46,10 +47,6 @@ class RedriveReport:
     batch_records: int = 0  # on-failure records of the event source mapping, left in place
     still_failing: list[dict[str, str]] = field(default_factory=list)
 
-    @property
-    def resolved(self) -> int:
-        return self.indexed + self.deleted + self.stale
-
     def to_json(self) -> dict[str, Any]:
         return {
             "received": self.received,
@@ -62,9 +59,9 @@ class RedriveReport:
 
 
 def key_names(target: Target) -> list[str]:
-    with clients.aws_errors(f"table '{target.table}'"):
-        table = clients.client(target, "dynamodb").describe_table(TableName=target.table)["Table"]
-    return [k["AttributeName"] for k in table["KeySchema"]]
+    if target.key_names:
+        return list(target.key_names)
+    return describe_table(clients.client(target, "dynamodb"), target.table).key_names
 
 
 def redrive(

@@ -8,9 +8,8 @@ sides completely (a consistent Scan, a scroll over the refreshed index) and
 returns what differs, naming documents by id only, never by content, so a
 diff's summary can go into logs and reports.
 
-Used by the fault-injection suite, the benchmarks and the drift check of
-``status``; it is meant for tables and indexes that fit in memory (tests, small
-demos), not for production-sized ones.
+Used by the reliability suite (tests/reliability); it is meant for tables and
+indexes that fit in memory (tests, small demos), not for production-sized ones.
 """
 
 from __future__ import annotations
@@ -126,8 +125,9 @@ def scan_items(ddb: Any, table: str) -> Iterator[dict[str, Any]]:
 
 
 def key_names(ddb: Any, table: str) -> list[str]:
-    schema = ddb.describe_table(TableName=table)["Table"]["KeySchema"]
-    return [k["AttributeName"] for k in schema]
+    from ddbsearch.tables import key_names as table_key_names
+
+    return table_key_names(ddb, table)
 
 
 def index_documents(transport: SearchTransport, index: str) -> dict[str, dict[str, Any]]:
