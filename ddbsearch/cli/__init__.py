@@ -1,16 +1,16 @@
-"""The ``ddbsearch`` command line: Typer commands only (parse, call the library, render)."""
+"""The ``ddbsearch`` command line: Typer commands only (resolve the target, make one
+library call, render). One module per command (``deploy`` holds deploy and destroy),
+each a Typer sub-app composed into :data:`ddbsearch.cli.app.app` here.
+"""
 
 from __future__ import annotations
 
-# Each module registers its commands on ``app`` when imported.
-from ddbsearch.cli import (  # noqa: F401
-    deploy,
-    local,
-    ops,
-    package,
-    redrive,
-)
+from ddbsearch.cli import backfill, demo, deploy, package, put, redrive, search, status
 from ddbsearch.cli.app import app
+
+# The order is the order of `ddbsearch --help`.
+for _module in (deploy, demo, put, search, backfill, status, package, redrive):
+    app.add_typer(_module.app)
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """The Typer application object and the error boundary shared by every command.
 
-Command modules (one per command group) import ``app`` from here and register
-their commands on it; ``ddbsearch.cli`` imports them all.
+Each command module defines its own Typer sub-app; ``ddbsearch.cli`` adds them
+all to this one (``app.add_typer``), so every command runs inside the boundary.
 """
 
 from __future__ import annotations

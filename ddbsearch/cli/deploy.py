@@ -12,7 +12,6 @@ import typer
 from rich.markup import escape
 
 from ddbsearch.cli import console
-from ddbsearch.cli.app import app
 from ddbsearch.targets import DEFAULT_STACK, DEFAULT_TABLE, REFERENCE_KEYS, Target
 
 if TYPE_CHECKING:
@@ -65,6 +64,9 @@ def _print_target(target: Target) -> None:
 
 
 # --------------------------------------------------------------------------- deploy
+
+
+app = typer.Typer(rich_markup_mode="rich")
 
 
 @app.command()

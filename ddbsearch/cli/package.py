@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from ddbsearch.cli import console
-from ddbsearch.cli.app import app
 from ddbsearch.packaging import build_lambda_zip, zip_sha256
+
+app = typer.Typer(rich_markup_mode="rich")
 
 
 @app.command()

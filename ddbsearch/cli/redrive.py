@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from ddbsearch.cli import console
-from ddbsearch.cli.app import app
 from ddbsearch.cli.options import (
     EndpointOpt,
     IndexOpt,
@@ -21,6 +20,8 @@ from ddbsearch.cli.options import (
     target_from,
 )
 from ddbsearch.errors import PartialFailure
+
+app = typer.Typer(rich_markup_mode="rich")
 
 
 @app.command()

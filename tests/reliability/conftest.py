@@ -67,6 +67,14 @@ RUN_STATS: dict[str, Any] = {
 _STATS_FILE: list[Path] = []
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every reliability test (fault injection, property-based runs) is ``slow``."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.slow)
+
+
 class _Capture(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)

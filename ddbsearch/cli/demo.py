@@ -10,7 +10,8 @@ import typer
 from rich.markup import escape
 
 from ddbsearch.cli import console
-from ddbsearch.cli.app import app
+
+app = typer.Typer(rich_markup_mode="rich")
 
 
 @app.command()
