@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from bench.report import Section, Target, num, table
+from ddbsearch.core.stream import Settings
 from ddbsearch.local.runtime import build_runtime_site, extract_zip
 from ddbsearch.packaging import MAX_ZIP_BYTES, build_lambda_zip
 
@@ -35,10 +36,13 @@ def _env(home: str, auth: str) -> dict[str, str]:
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": home,  # no ~/.aws of the developer's
         "LANG": "C.UTF-8",
-        "OPENSEARCH_ENDPOINT": "https://search-example.us-east-1.es.amazonaws.com",
-        "INDEX_NAME": "userstransactions",
-        "OPENSEARCH_AUTH": auth,
-        "AWS_REGION": "us-east-1",
+        **Settings(
+            endpoint="https://search-example.us-east-1.es.amazonaws.com",
+            index="userstransactions",
+            region="us-east-1",
+            dlq_url=None,
+            sigv4=auth == "sigv4",
+        ).to_environment(),
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",

@@ -151,6 +151,10 @@ def save_aws_target(target: Target) -> None:
     write_json(stack_dir(target.name) / "target.json", target.to_json())
 
 
+def forget_aws_target(name: str) -> None:
+    (stack_dir(name) / "target.json").unlink(missing_ok=True)
+
+
 def load_aws_target(name: str) -> Target | None:
     data = read_json(stack_dir(name) / "target.json")
     return Target.from_json(data) if data else None

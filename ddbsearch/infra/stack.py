@@ -28,6 +28,7 @@ from ddbsearch.infra.tfvars import ZIP_NAME, StackSettings, validate_stack_name
 from ddbsearch.targets import (
     Target,
     clear_current,
+    forget_aws_target,
     load_aws_target,
     save_aws_target,
     set_current,
@@ -296,7 +297,7 @@ def destroy_stack(
         build_zip(workdir)
     runner = _runner(name, terraform, on_progress)
     runner.destroy()
-    (stack_dir(name) / "target.json").unlink(missing_ok=True)
+    forget_aws_target(name)
     clear_current("aws", name)
     # Nothing is left to manage: drop the working directory (its .terraform holds the
     # provider, hundreds of MB). The log stays next to it.

@@ -17,6 +17,7 @@ import boto3
 import pytest
 
 from ddbsearch.core.documents import document_id, to_document
+from ddbsearch.core.stream import Settings
 from ddbsearch.core.transport import SearchTransport
 from ddbsearch.local.runtime import FunctionConfig, LocalFunction
 from ddbsearch.local.worker import MappingConfig, StreamWorker
@@ -100,10 +101,9 @@ def test_stream_records_through_the_zip_converge_despite_faults(
                 zip_path=zip_path,
                 timeout_seconds=60,
                 environment={
-                    "OPENSEARCH_ENDPOINT": proxy.url,
-                    "INDEX_NAME": index,
-                    "DLQ_URL": dlq_url,
-                    "OPENSEARCH_AUTH": "none",
+                    **Settings(
+                        endpoint=proxy.url, index=index, region=None, dlq_url=dlq_url, sigv4=False
+                    ).to_environment(),
                     "AWS_ENDPOINT_URL": moto_endpoint,
                 },
             ),

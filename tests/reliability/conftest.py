@@ -32,6 +32,7 @@ from typing import Any
 import boto3
 import pytest
 
+from ddbsearch.core.stream import Settings
 from ddbsearch.core.template import TEMPLATE_PREFIX, ensure_index, index_template
 from ddbsearch.core.transport import SearchTransport
 from ddbsearch.local.runtime import FunctionConfig, LocalFunction
@@ -479,10 +480,9 @@ def pipeline(
                 zip_path=indexer_zip,
                 timeout_seconds=timeout,
                 environment={
-                    "OPENSEARCH_ENDPOINT": proxy.url,
-                    "INDEX_NAME": index,
-                    "DLQ_URL": dlq_url,
-                    "OPENSEARCH_AUTH": "none",
+                    **Settings(
+                        endpoint=proxy.url, index=index, region=None, dlq_url=dlq_url, sigv4=False
+                    ).to_environment(),
                     "AWS_ENDPOINT_URL": moto_endpoint,
                 },
             ),
