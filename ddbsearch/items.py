@@ -94,7 +94,7 @@ def is_dynamodb_json(obj: Mapping[str, Any]) -> bool:
     )
 
 
-def _from_plain(value: Any, where: str, depth: int = 0) -> AttributeValue:
+def _from_plain(value: Any, where: str, depth: int = 0) -> AttributeValue:  # noqa: PLR0911 - one return per value type
     if depth > DYNAMODB_MAX_NESTING:
         raise InputError(f"{where}: nested deeper than DynamoDB's {DYNAMODB_MAX_NESTING} levels")
     if value is None:
@@ -103,13 +103,19 @@ def _from_plain(value: Any, where: str, depth: int = 0) -> AttributeValue:
         return {"BOOL": value}
     if isinstance(value, Decimal):
         return {"N": _dynamodb_number(value, where)}
+    if isinstance(value, int):  # Python callers (JSON input arrives as Decimal)
+        return {"N": _dynamodb_number(Decimal(value), where)}
+    if isinstance(value, float):  # its shortest repr, never the binary expansion
+        return {"N": _dynamodb_number(Decimal(repr(value)), where)}
     if isinstance(value, str):
         return {"S": value}
+    if isinstance(value, (bytes, bytearray)):
+        return {"B": bytes(value)}
     if isinstance(value, list):
         return {"L": [_from_plain(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]}
     if isinstance(value, dict):
         return {"M": {k: _from_plain(v, f"{where}.{k}", depth + 1) for k, v in value.items()}}
-    raise InputError(f"{where}: unsupported JSON value {type(value).__name__}")  # pragma: no cover
+    raise InputError(f"{where}: unsupported value of type {type(value).__name__}")
 
 
 def _decode_binary(value: Any, where: str) -> bytes:

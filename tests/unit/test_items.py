@@ -250,3 +250,12 @@ def test_pacer_averages_the_rate_and_sleeps_off_debt() -> None:
     unlimited.spend(1e9)
     unlimited.wait()
     assert sum(slept) == pytest.approx(7.0)
+
+
+def test_python_values_from_library_callers() -> None:
+    item = item_from_json({"n": 3, "f": 0.1, "b": b"\x00\x01", "s": "x"})
+    assert item == {"n": {"N": "3"}, "f": {"N": "0.1"}, "b": {"B": b"\x00\x01"}, "s": {"S": "x"}}
+    with pytest.raises(InputError, match="must be finite"):
+        item_from_json({"x": float("nan")})
+    with pytest.raises(InputError, match="unsupported value of type set"):
+        item_from_json({"x": {1, 2}})
