@@ -21,15 +21,20 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import html
 import http.server
 import logging
+import os
 import re
 import secrets
+import shutil
 import socket
 import socketserver
+import tempfile
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -161,6 +166,7 @@ class DashboardsProxy:
         self.allowed_hosts = frozenset({f"127.0.0.1:{self.port}", f"localhost:{self.port}"})
         self._thread: threading.Thread | None = None
         self._streams: set[urllib3.HTTPResponse] = set()
+        self._launcher: Path | None = None
         self._streams_lock = threading.Lock()
 
     @property
@@ -168,6 +174,27 @@ class DashboardsProxy:
         """The first URL: opening it sets the cookie, then redirects to ``start_path``."""
         sep = "&" if "?" in self.start_path else "?"
         return f"http://127.0.0.1:{self.port}{self.start_path}{sep}{TOKEN_PARAM}={self.token}"
+
+    def launcher(self) -> Path:
+        """A page that forwards the browser to :attr:`url`, for opening the browser.
+
+        A URL given to a browser on its command line is readable by every local user
+        (``ps``) for as long as the browser runs; a path to a file only its owner can
+        read is not. The file is removed by :meth:`close`.
+        """
+        if self._launcher is None:
+            folder = Path(tempfile.mkdtemp(prefix="ddbsearch-dashboards-"))  # 0700
+            page = folder / "open.html"
+            fd = os.open(page, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            target = html.escape(self.url, quote=True)
+            with os.fdopen(fd, "w") as out:
+                out.write(
+                    '<!doctype html><meta name="referrer" content="no-referrer">'
+                    f'<meta http-equiv="refresh" content="0;url={target}">'
+                    f'<a href="{target}">Open OpenSearch Dashboards</a>\n'
+                )
+            self._launcher = page
+        return self._launcher
 
     def start(self) -> DashboardsProxy:
         self._thread = threading.Thread(
@@ -197,6 +224,9 @@ class DashboardsProxy:
                 upstream.connection.sock.shutdown(socket.SHUT_RDWR)
         self._server.server_close()  # joins the handler threads (block_on_close)
         self._pool.clear()
+        if self._launcher is not None:
+            shutil.rmtree(self._launcher.parent, ignore_errors=True)
+            self._launcher = None
 
     def __enter__(self) -> DashboardsProxy:
         return self.start()
@@ -371,16 +401,32 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _login(self, clean_path: str) -> None:
         proxy = self.server.proxy
-        self.send_response(302)
+        # A SameSite=Strict cookie does not ride on a redirect of a navigation another
+        # site started (the launcher file is one): hop through a page of our own then.
+        cross_site = self.headers.get("Sec-Fetch-Site", "none") not in ("none", "same-origin")
+        body = b""
+        if cross_site:
+            target = html.escape(clean_path, quote=True)
+            body = (
+                '<!doctype html><meta http-equiv="refresh" content="0;url='
+                f'{target}"><a href="{target}">Continue to OpenSearch Dashboards</a>\n'
+            ).encode()
+        self.send_response(200 if cross_site else 302)
         self.send_header(
             "Set-Cookie",
             f"{proxy.cookie_name}={proxy.token}; Path=/; HttpOnly; SameSite=Strict",
         )
-        self.send_header("Location", clean_path)
+        if cross_site:
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Security-Policy", "default-src 'none'")
+        else:
+            self.send_header("Location", clean_path)
         self.send_header("Cache-Control", "no-store")
         self.send_header("Referrer-Policy", "no-referrer")
-        self.send_header("Content-Length", "0")
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def _read_body(self) -> bytes | None:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():

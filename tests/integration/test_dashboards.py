@@ -14,7 +14,6 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -240,6 +239,33 @@ def test_token_url_sets_a_strict_cookie_and_redirects_to_the_clean_path(
     )
     assert status == 302
     assert headers["location"] == "/_cat/indices?v="
+
+
+def test_a_cross_site_navigation_gets_the_cookie_through_a_page_of_ours(
+    local_proxy: DashboardsProxy,
+) -> None:
+    # A Strict cookie set on a redirect that another site (or a file) started is not sent
+    # to the redirect's target, so the proxy hops through its own page instead.
+    path = local_proxy.url.split(str(local_proxy.port), 1)[1]
+    status, headers, body = request(
+        local_proxy, "GET", path, cookie=False, headers={"Sec-Fetch-Site": "cross-site"}
+    )
+    assert status == 200
+    assert headers["set-cookie"].startswith(f"{local_proxy.cookie_name}={local_proxy.token};")
+    assert headers["content-security-policy"] == "default-src 'none'"
+    assert b'http-equiv="refresh" content="0;url=/"' in body
+    assert local_proxy.token.encode() not in body
+
+
+def test_the_launcher_file_is_private_and_removed_on_close(osmem_base: str) -> None:
+    proxy = DashboardsProxy(Upstream.parse(osmem_base, sigv4=False))
+    page = proxy.launcher()
+    assert page.stat().st_mode & 0o777 == 0o600
+    assert page.parent.stat().st_mode & 0o777 == 0o700
+    assert proxy.url.replace("&", "&amp;") in page.read_text()
+    assert proxy.launcher() == page
+    proxy.close()
+    assert not page.parent.exists()
 
 
 @pytest.mark.parametrize(
@@ -543,28 +569,30 @@ def test_close_ends_open_connections_threads_and_the_port(recorder: Recorder) ->
 # -- a real browser --------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("opened", ["url", "launcher"])
 def test_headless_chromium_loads_a_page_and_its_api_calls_through_the_proxy(
-    recorder: Recorder, tmp_path: Path
+    recorder: Recorder, tmp_path: Path, opened: str
 ) -> None:
+    """The printed URL pasted into a browser, and the launcher file the CLI opens."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("Debian's chromium package is not installed (apt-get install chromium)")
     creds = Credentials("ASIABROWSER", "browser-secret", token="browser-token")
     with signed_proxy(recorder, creds, start_path="/page") as proxy:
-        deadline = time.monotonic() + 90
+        start = proxy.url if opened == "url" else proxy.launcher().as_uri()
         result = subprocess.run(
             [
                 chromium, "--headless", "--no-sandbox", "--disable-gpu",
                 "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
                 f"--user-data-dir={tmp_path / 'profile'}",
-                "--virtual-time-budget=10000", "--dump-dom", proxy.url,
+                "--virtual-time-budget=10000", "--dump-dom", start,
             ],
-            capture_output=True, text=True, timeout=deadline - time.monotonic(), check=False,
+            capture_output=True, text=True, timeout=90, check=False,
         )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     dom = result.stdout
-    assert "page-served-upstream" in dom  # the redirect after the token carried the cookie
+    assert "page-served-upstream" in dom, dom  # the cookie set by the token URL was sent
     # the page's own POST (with the cookie, from the page's origin) came back
     assert 'data-api="200:{&quot;query&quot;:&quot;mega test&quot;}"' in dom, dom
     page, api = [r for r in recorder.requests if r.path in ("/page", "/api/search")]
