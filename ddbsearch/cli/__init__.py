@@ -5,11 +5,21 @@ each a Typer sub-app composed into :data:`ddbsearch.cli.app.app` here.
 
 from __future__ import annotations
 
-from ddbsearch.cli import backfill, demo, deploy, package, put, redrive, search, status
+from ddbsearch.cli import (
+    backfill,
+    dashboards,
+    demo,
+    deploy,
+    package,
+    put,
+    redrive,
+    search,
+    status,
+)
 from ddbsearch.cli.app import app
 
 # The order is the order of `ddbsearch --help`.
-for _module in (deploy, demo, put, search, backfill, status, package, redrive):
+for _module in (deploy, demo, put, search, backfill, status, package, redrive, dashboards):
     app.add_typer(_module.app)
 
 

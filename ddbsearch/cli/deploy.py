@@ -302,7 +302,7 @@ def _report_deploy(report: DeployReport) -> None:
     elif report.index_created:
         console.info(f"index {escape(target.index)} created with ddbsearch's mapping")
     console.info(
-        "Dashboards needs SigV4-signed requests from an allowed principal: see docs/aws.md."
+        "Open Dashboards with [bold]ddbsearch dashboards[/] (signed as you; see docs/aws.md)."
     )
     if report.adopted:
         console.info(
