@@ -30,6 +30,7 @@ import secrets
 import shutil
 import socket
 import socketserver
+import string
 import tempfile
 import threading
 from collections.abc import Iterable
@@ -66,6 +67,9 @@ _HOP_BY_HOP = frozenset(
 _DROP_REQUEST = frozenset(
     {"host", "content-length", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256"}
 )
+_SIGNED_HEADERS = frozenset({"content-type"})
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _log = logging.getLogger(__name__)
 _COOKIE_DOMAIN = re.compile(r";\s*domain=[^;]*", re.IGNORECASE)
 
@@ -247,18 +251,17 @@ class DashboardsProxy:
     def forward(
         self, method: str, path: str, headers: dict[str, str], body: bytes | None
     ) -> urllib3.HTTPResponse:
-        url = self.upstream.base_url + path
         if self.upstream.sigv4:
-            headers = self._sign(method, url, headers, body)
+            path = sigv4_target(path)
+            headers = self._sign(method, self.upstream.base_url + path, headers, body)
         return self._pool.urlopen(
             method,
-            url,
+            self.upstream.base_url + path,
             body=body,
             headers=headers,
             redirect=False,
             preload_content=False,
             decode_content=False,
-            assert_same_host=True,
         )
 
     def _sign(
@@ -272,15 +275,61 @@ class DashboardsProxy:
         frozen = self.upstream.credentials.get_frozen_credentials()
         if frozen is None or not getattr(frozen, "access_key", None):
             raise AuthError("the AWS credentials could not be refreshed")
-        request = AWSRequest(method=method, url=url, data=body or b"", headers=headers)
+        # Sign the host, the time, the token, the body's hash and its type; the browser's
+        # other headers travel unsigned, so nothing on the way can break the signature.
+        signed = {k: v for k, v in headers.items() if k in _SIGNED_HEADERS}
+        request = AWSRequest(method=method, url=url, data=body or b"", headers=signed)
         SigV4Auth(frozen, self.upstream.service, self.upstream.region or "").add_auth(request)
-        return dict(request.headers.items())
+        return {**headers, **dict(request.headers.items())}
 
     def local_location(self, location: str) -> str:
         """An upstream redirect to itself, rewritten to point back through the proxy."""
         if location.startswith(self.upstream.base_url + "/"):
             return location[len(self.upstream.base_url) :]
         return location
+
+
+def sigv4_target(target: str) -> str:
+    """``path?query`` in the one spelling SigV4 and the receiving service agree on.
+
+    botocore signs the query string as given, while AWS decodes and re-encodes it
+    before checking (RFC 3986 unreserved characters only); urllib3 also rewrites some
+    characters. Browsers leave ``( ) ! : ' ,`` raw (Dashboards' rison URLs are full of
+    them) and send ``+`` for spaces, so both parts are re-encoded here: every octet but
+    the unreserved ones (and ``/`` in the path) becomes ``%XX``, existing escapes are
+    kept (upper-cased, so ``%2F`` stays an escaped slash), ``+`` in the query becomes
+    ``%20``, which OpenSearch reads as the same space.
+    """
+    path, sep, query = target.partition("?")
+    out = _encode(path, keep="/")
+    if sep:
+        pairs = []
+        for pair in query.split("&"):
+            key, eq, value = pair.partition("=")
+            pairs.append(
+                _encode(key.replace("+", "%20"), keep="")
+                + eq
+                + _encode(value.replace("+", "%20"), keep="")
+            )
+        out += "?" + "&".join(pairs)
+    return out
+
+
+def _encode(text: str, *, keep: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text[i] == "%" and _ESCAPE.match(text, i):
+            out.append(text[i : i + 3].upper())
+            i += 3
+            continue
+        char = text[i]
+        if char in _UNRESERVED or char in keep:
+            out.append(char)
+        else:  # http.server decodes the request line as latin-1: these are the raw bytes
+            out.append("".join(f"%{b:02X}" for b in char.encode("latin-1", "replace")))
+        i += 1
+    return "".join(out)
 
 
 def _cookies(header: str | None) -> Iterable[tuple[str, str]]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from botocore.auth import SigV4Auth
@@ -191,11 +192,15 @@ def assert_valid_signature(got: Recorded, rec: Recorder, creds: Credentials) -> 
     if creds.token:
         assert got.headers["x-amz-security-token"] == creds.token
         assert "x-amz-security-token" in signed
+    # The query as AWS canonicalizes it: decoded, then strictly re-encoded by botocore's
+    # params path (not the raw string botocore would otherwise trust).
+    path, _, query = got.path.partition("?")
     request = AWSRequest(
         method=got.method,
-        url=rec.url + got.path,
+        url=rec.url + path,
         data=got.body,
         headers={h: got.headers[h] for h in signed},
+        params=dict(parse_qsl(query, keep_blank_values=True)),
     )
     request.context["timestamp"] = got.headers["x-amz-date"]
     signer = SigV4Auth(creds, "es", "eu-west-1")
@@ -322,7 +327,7 @@ def test_no_open_relay(recorder: Recorder) -> None:
         status, _, _ = request(proxy, "GET", "/@example.com/")
         assert status == 200
     # (http.server folds the leading '//' into one '/')
-    assert [r.path for r in recorder.requests] == ["/example.com/x", "/@example.com/"]
+    assert [r.path for r in recorder.requests] == ["/example.com/x", "/%40example.com/"]
     assert all(r.headers["host"] == f"127.0.0.1:{recorder.port}" for r in recorder.requests)
 
 
@@ -453,9 +458,22 @@ def test_requests_are_signed_with_the_operators_session_credentials(recorder: Re
             },
         )
         assert status == 200
-        status, _, _ = request(proxy, "GET", "/_dashboards/app/home?x=a%20b")
+        # Dashboards' rison URLs: raw ( ) ! : ' , and + for spaces, an escaped slash
+        status, _, _ = request(
+            proxy,
+            "GET",
+            "/_dashboards/app/discover?_g=(filters:!(),time:(from:now-15m,to:'now'))"
+            "&q=mega+test&id=a%2fb&pretty",
+        )
         assert status == 200
-    assert len(recorder.requests) == 2
+        status, _, _ = request(proxy, "GET", "/tx/_doc/a%2Fb(1)")
+        assert status == 200
+    assert len(recorder.requests) == 3
+    assert recorder.requests[1].path == (
+        "/_dashboards/app/discover?_g=%28filters%3A%21%28%29%2Ctime%3A%28from%3Anow-15m%2C"
+        "to%3A%27now%27%29%29&q=mega%20test&id=a%2Fb&pretty"
+    )
+    assert recorder.requests[2].path == "/tx/_doc/a%2Fb%281%29"
     for got in recorder.requests:
         assert_valid_signature(got, recorder, creds)
     assert recorder.requests[0].headers["osd-xsrf"] == "true"
