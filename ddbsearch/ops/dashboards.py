@@ -33,6 +33,7 @@ import socketserver
 import string
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import urllib3
+import urllib3.connection
 
 from ddbsearch.core.errors import AuthError, ConfigurationError, InputError
 from ddbsearch.targets import Target
@@ -151,13 +153,9 @@ class DashboardsProxy:
         self.token = token or secrets.token_urlsafe(32)
         self.start_path = start_path
         self.timeout = timeout
-        self._pool = urllib3.PoolManager(
-            num_pools=1,
-            maxsize=16,
-            block=False,
-            retries=False,  # a browser retries what it needs; never resend a POST ourselves
-            timeout=urllib3.Timeout(connect=10.0, read=timeout),
-        )
+        self._closing = threading.Event()
+        self._upstream_conns: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._pool = _tracking_pool(self._upstream_conns, self._closing, timeout)
         try:
             self._server = _Server(("127.0.0.1", port), _Handler, self)
         except OSError as exc:
@@ -169,9 +167,7 @@ class DashboardsProxy:
         self.cookie_name = f"ddbsearch_dashboards_{self.port}"  # cookies ignore ports
         self.allowed_hosts = frozenset({f"127.0.0.1:{self.port}", f"localhost:{self.port}"})
         self._thread: threading.Thread | None = None
-        self._streams: set[urllib3.HTTPResponse] = set()
         self._launcher: Path | None = None
-        self._streams_lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -210,22 +206,18 @@ class DashboardsProxy:
         self._thread.start()
         return self
 
-    def serve_forever(self) -> None:
-        """Serve on the calling thread until :meth:`close` (from another thread) or an interrupt."""
-        self._server.serve_forever(poll_interval=0.2)
-
     def close(self) -> None:
         """Stop accepting, cut open connections, join every handler thread, free the port."""
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join()
             self._thread = None
+        # Wake every handler, wherever it waits: on its browser (keep-alive, streaming)
+        # or on the domain (a slow query); connections made from now on are cut at once.
+        self._closing.set()
         self._server.close_connections()
-        with self._streams_lock:
-            streams = list(self._streams)
-        for upstream in streams:  # a handler waiting on a slow upstream wakes up too
-            with contextlib.suppress(Exception):
-                upstream.connection.sock.shutdown(socket.SHUT_RDWR)
+        for conn in list(self._upstream_conns):
+            _cut(conn)
         self._server.server_close()  # joins the handler threads (block_on_close)
         self._pool.clear()
         if self._launcher is not None:
@@ -287,6 +279,49 @@ class DashboardsProxy:
         if location.startswith(self.upstream.base_url + "/"):
             return location[len(self.upstream.base_url) :]
         return location
+
+
+def _tracking_pool(
+    live: weakref.WeakSet[Any], closing: threading.Event, timeout: float
+) -> urllib3.PoolManager:
+    """A pool whose every upstream connection ``close()`` can cut, even mid-response."""
+
+    def connect(conn: Any, base: Any) -> None:
+        base.connect(conn)
+        live.add(conn)
+        if closing.is_set():  # raced with close(): do not start a new wait
+            _cut(conn)
+
+    class HTTPConnection(urllib3.connection.HTTPConnection):  # type: ignore[misc]
+        def connect(self) -> None:
+            connect(self, urllib3.connection.HTTPConnection)
+
+    class HTTPSConnection(urllib3.connection.HTTPSConnection):  # type: ignore[misc]
+        def connect(self) -> None:
+            connect(self, urllib3.connection.HTTPSConnection)
+
+    class HTTPPool(urllib3.HTTPConnectionPool):  # type: ignore[misc]
+        ConnectionCls = HTTPConnection
+
+    class HTTPSPool(urllib3.HTTPSConnectionPool):  # type: ignore[misc]
+        ConnectionCls = HTTPSConnection
+
+    pool = urllib3.PoolManager(
+        num_pools=1,
+        maxsize=16,
+        block=False,
+        retries=False,  # a browser retries what it needs; never resend a POST ourselves
+        timeout=urllib3.Timeout(connect=10.0, read=timeout),
+    )
+    pool.pool_classes_by_scheme = {"http": HTTPPool, "https": HTTPSPool}
+    return pool
+
+
+def _cut(conn: Any) -> None:
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def sigv4_target(target: str) -> str:
@@ -541,13 +576,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except urllib3.exceptions.HTTPError as exc:
             self._refuse(502, f"the search domain did not answer ({type(exc).__name__})")
             return
-        with proxy._streams_lock:
-            proxy._streams.add(upstream)
         try:
             self._relay(upstream)
         finally:
-            with proxy._streams_lock:
-                proxy._streams.discard(upstream)
             upstream.release_conn()
 
     def _relay(self, upstream: urllib3.HTTPResponse) -> None:

@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -92,6 +93,9 @@ def _recording_handler(rec: Recorder) -> type[http.server.BaseHTTPRequestHandler
                     self.wfile.flush()
                     rec.release.wait(60)
                 self.wfile.write(b"0\r\n\r\n")
+            elif self.path == "/stall":  # a slow query: no answer until released
+                rec.release.wait(60)
+                self._send(200, b"{}", "application/json")
             elif self.path == "/redirect":
                 self.send_response(302)
                 self.send_header("Location", f"{rec.url}/elsewhere?x=1")
@@ -569,9 +573,16 @@ def test_close_ends_open_connections_threads_and_the_port(recorder: Recorder) ->
     busy.request("GET", "/stream", headers=cookie)
     resp = busy.getresponse()
     assert resp.read1(65536) == b"first-part;"
-    assert len(live_threads() - before) >= 3  # server thread + two handler threads
+    waiting = http.client.HTTPConnection("127.0.0.1", port, timeout=10)  # awaits the domain
+    waiting.request("GET", "/stall", headers=cookie)
+    deadline = time.monotonic() + 10
+    while not any(r.path == "/stall" for r in recorder.requests):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)  # another thread's progress: poll it
+    assert len(live_threads() - before) >= 4  # server thread + three handler threads
 
-    proxy.close()  # returns although the upstream still holds its second chunk back
+    # returns although the upstream holds its second chunk back and has not answered /stall
+    proxy.close()
     assert live_threads() - before == set()
     recorder.release.set()
     with socket.socket() as s:  # the port is free again, for a listener like the proxy
@@ -580,8 +591,11 @@ def test_close_ends_open_connections_threads_and_the_port(recorder: Recorder) ->
         s.listen()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    with pytest.raises((http.client.HTTPException, OSError)):
+        waiting.getresponse()  # cut, not left hanging
     idle.close()
     busy.close()
+    waiting.close()
 
 
 # -- a real browser --------------------------------------------------------------------
