@@ -65,9 +65,17 @@ _HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-# Never forwarded: the upstream Host is ours to set; signing headers are recomputed.
+# Never forwarded: the upstream Host is ours to set, signing headers are recomputed, the
+# body is sent whole (http.server has answered any 100-continue already).
 _DROP_REQUEST = frozenset(
-    {"host", "content-length", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256"}
+    {
+        "host",
+        "content-length",
+        "expect",
+        "x-amz-date",
+        "x-amz-security-token",
+        "x-amz-content-sha256",
+    }
 )
 _SIGNED_HEADERS = frozenset({"content-type"})
 _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
@@ -458,7 +466,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not self.path.startswith("/"):  # absolute-form or authority-form: a relay request
             self._refuse(403, "only requests for this proxy's own paths are accepted")
             return
-        if self.headers.get("Host", "").lower() not in proxy.allowed_hosts:
+        hosts = self.headers.get_all("Host") or []
+        if len(hosts) != 1 or hosts[0].lower() not in proxy.allowed_hosts:
             self._refuse(403, "wrong Host header")
             return
         # Split by hand: urlsplit would read a '//host/...' path as a host.

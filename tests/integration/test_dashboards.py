@@ -310,6 +310,15 @@ def test_a_foreign_host_header_is_refused(local_proxy: DashboardsProxy, host: st
     assert status == 403
 
 
+def test_two_host_headers_are_refused(local_proxy: DashboardsProxy) -> None:
+    good = f"Host: 127.0.0.1:{local_proxy.port}\r\n".encode()
+    cookie = f"Cookie: {local_proxy.cookie_name}={local_proxy.token}\r\n".encode()
+    answer = raw(
+        local_proxy, b"GET / HTTP/1.1\r\n" + good + b"Host: evil.example\r\n" + cookie + b"\r\n"
+    )
+    assert answer.startswith(b"HTTP/1.1 403")
+
+
 def test_localhost_and_loopback_hosts_are_accepted(local_proxy: DashboardsProxy) -> None:
     for host in (f"localhost:{local_proxy.port}", f"127.0.0.1:{local_proxy.port}"):
         status, _, _ = request(local_proxy, "GET", "/", headers={"Host": host})
