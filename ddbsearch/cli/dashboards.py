@@ -82,8 +82,8 @@ def dashboards(
         stop.set()
 
     previous = signal.signal(signal.SIGTERM, _stop)
-    proxy.start()
     try:
+        proxy.start()
         if json_output:
             console.out.print(
                 json.dumps(
@@ -93,6 +93,8 @@ def dashboards(
                 highlight=False,
             )
             console.out.file.flush()
+        elif console.state.quiet:  # the URL is the one thing this command must say
+            console.err.print(proxy.url, markup=False, soft_wrap=True)
         console.info(
             f"Dashboards for [bold]{escape(target.name)}[/] ({escape(target.search_endpoint)}) at\n"
             f"  {escape(proxy.url)}\n"

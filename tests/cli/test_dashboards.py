@@ -36,9 +36,12 @@ def local_target(osmem_base: str) -> Target:
     return target
 
 
-def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def start(
+    *args: str, env: dict[str, str] | None = None, quiet: bool = False
+) -> subprocess.Popen[str]:
+    cli = [sys.executable, "-c", "from ddbsearch.cli import main; main()"]
     return subprocess.Popen(
-        [sys.executable, "-c", "from ddbsearch.cli import main; main()", "dashboards", *args],
+        [*cli, *(["--quiet"] if quiet else []), "dashboards", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -153,3 +156,21 @@ def test_an_unknown_profile_is_an_auth_error() -> None:
     result = CliRunner().invoke(app, ["dashboards", "--no-browser", "--profile", "no-such"])
     assert result.exit_code == 7
     assert "AWS profile 'no-such' not found" in result.stderr
+
+
+def test_quiet_still_prints_the_url_and_only_it(local_target: Target) -> None:
+    proc = start("--local", "--no-browser", quiet=True)
+    try:
+        assert proc.stderr is not None
+        url = proc.stderr.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        assert "ddbsearch_token=" in url
+        http = urllib3.PoolManager()
+        assert http.request("GET", url, redirect=False).status == 302
+        http.clear()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert out == ""
+    assert err == ""
