@@ -43,7 +43,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import urllib3
 import urllib3.connection
 
-from ddbsearch.core.errors import AuthError, ConfigurationError, InputError
+from ddbsearch.errors import AuthError, ConfigurationError, InputError
 from ddbsearch.targets import Target
 
 TOKEN_PARAM = "ddbsearch_token"  # noqa: S105 (a parameter name, not a secret)
@@ -97,7 +97,7 @@ def proxy_for(
     if not target.sigv4:
         return DashboardsProxy(Upstream.parse(target.search_endpoint, sigv4=False), port=port)
     if credentials is None:
-        from ddbsearch.aws import session
+        from ddbsearch.clients import session
 
         credentials = session(target).get_credentials()
     start_path = urlsplit(target.dashboards_url or "").path or "/_dashboards/"
