@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -132,18 +133,28 @@ def _run(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
     )
 
 
-def _walls(argv: list[str], env: dict[str, str], cwd: Path, runs: int, ok: int = 0) -> list[float]:
-    """Process wall seconds of ``runs`` runs (after one warm-up run)."""
-    walls = []
+def _child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _walls(
+    argv: list[str], env: dict[str, str], cwd: Path, runs: int, ok: int = 0
+) -> tuple[list[float], list[float]]:
+    """Process wall and CPU (user + system) seconds of ``runs`` runs, after one warm-up run.
+
+    CPU time is what the machine's other load inflates least."""
+    walls, cpus = [], []
     for i in range(runs + 1):
-        t0 = time.perf_counter()
+        c0, t0 = _child_cpu(), time.perf_counter()
         proc = _run(argv, env, cwd)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, _child_cpu() - c0
         if proc.returncode != ok:
             raise RuntimeError(f"{argv[-3:]} exited {proc.returncode}: {proc.stderr[-500:]}")
         if i:
             walls.append(wall)
-    return walls
+            cpus.append(cpu)
+    return walls, cpus
 
 
 def _importtime(
@@ -276,9 +287,13 @@ def run(quick: bool = False, *, runs: int | None = None) -> Section:
             (
                 "Command",
                 f"process wall ms (min / median of {runs})",
+                f"process CPU ms (min / median of {runs})",
                 f"import ms, `-X importtime` (min / median of {runs})",
             ),
-            [(label, _ms(walls[label]), _ms(imports[label], 1.0)) for label in walls],
+            [
+                (label, _ms(walls[label][0]), _ms(walls[label][1]), _ms(imports[label], 1.0))
+                for label in walls
+            ],
         )
     )
     top = sorted(search_top.items(), key=lambda kv: kv[1], reverse=True)[:10]
@@ -294,7 +309,9 @@ def run(quick: bool = False, *, runs: int | None = None) -> Section:
     )
     section.notes += [
         "Process wall: `subprocess.run` of the command, interpreter start-up included, "
-        "one warm-up run first. Import ms: all imports of the process (the interpreter's "
+        "one warm-up run first; process CPU: the child's user + system time "
+        "(`getrusage(RUSAGE_CHILDREN)`), which the machine's other load inflates least. "
+        "Import ms: all imports of the process (the interpreter's "
         "own included, as the `python -c pass` row shows), `-X importtime` self times "
         "summed; `-X importtime` itself adds some overhead.",
         "The `ddbsearch search` rows run against a local stack started by `deploy --local` "
