@@ -180,7 +180,7 @@ def test_the_operator_install_declares_no_local_stack_package(wheel: Path) -> No
 
 def test_nothing_local_only_is_importable_or_imported(run: Run, operator_venv: Path) -> None:
     probe = (
-        "import importlib.util, json, sys; import ddbsearch.cli, ddbsearch.search; "
+        "import importlib.util, json, sys; import ddbsearch.cli, ddbsearch.ops.search; "
         f"local = {LOCAL_ONLY!r}; "
         "print(json.dumps({'file': ddbsearch.__file__, "
         "'importable': [m for m in local if importlib.util.find_spec(m)], "
