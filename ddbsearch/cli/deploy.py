@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Annotated
 
-import click
 import typer
 from rich.markup import escape
 
@@ -42,8 +41,9 @@ def _confirm(question: str, *, yes: bool) -> bool:
     if yes:
         return True
     try:
-        return click.confirm(question, default=False, err=True)
-    except click.Abort:  # no answer (EOF on stdin, Ctrl-C)
+        # typer's own prompt: typer (0.29+) vendors click and no longer installs it.
+        return typer.confirm(question, default=False, err=True)
+    except typer.Abort:  # no answer (EOF on stdin, Ctrl-C)
         return False
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from ddbsearch.errors import DdbsearchError, ExitCode
 from ddbsearch.local.deploy import deploy_table
-from ddbsearch.local.stack import start_stack, stop_stack
+from ddbsearch.local.stack import check_prerequisites, start_stack, stop_stack
 from ddbsearch.targets import DEFAULT_TABLE
 
 # The reference item of the original blog post.
@@ -67,6 +67,7 @@ def run_demo(
     """Run the demo; raises :class:`DemoFailed` if the item is not found within ``timeout``."""
     from ddbsearch.ops.search import SearchRequest, search
 
+    check_prerequisites()  # without the emulators: one line, nothing started or said
     say = on_progress or (lambda _message: None)
     workdir = root or Path(tempfile.mkdtemp(prefix="ddbsearch-demo-"))
     try:

@@ -19,6 +19,9 @@ from typing import Any
 from ddbsearch.errors import PrerequisiteError, UnreachableError
 
 LOOPBACK = "127.0.0.1"
+# The emulators are not in the operator install (`pip install ddbsearch`): they come
+# with the `local` extra, and every "not installed" error says so in one line.
+LOCAL_EXTRA_HINT = "pip install 'ddbsearch[local]'"
 
 
 def port_accepts(port: int, host: str = LOOPBACK, timeout: float = 0.2) -> bool:
@@ -46,7 +49,7 @@ class MotoServer:
         except ImportError as exc:  # pragma: no cover - depends on the installation
             raise PrerequisiteError(
                 f"moto server is not installed ({exc})",
-                hint="reinstall ddbsearch: the emulators are among its dependencies",
+                hint=LOCAL_EXTRA_HINT,
             ) from None
         server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
         server.start()
@@ -73,7 +76,7 @@ def start_osmem(*, startup_timeout: float = 30.0) -> Any:
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise PrerequisiteError(
             f"osmem-server is not installed ({exc})",
-            hint="reinstall ddbsearch: the emulators are among its dependencies",
+            hint=LOCAL_EXTRA_HINT,
         ) from None
     try:
         return OsmemServer.start(japanese=False, startup_timeout=startup_timeout)

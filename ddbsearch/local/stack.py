@@ -36,7 +36,7 @@ from typing import Any
 
 from ddbsearch.errors import InfraError, PrerequisiteError, UnreachableError
 from ddbsearch.local import processes, state
-from ddbsearch.local.emulators import port_accepts
+from ddbsearch.local.emulators import LOCAL_EXTRA_HINT, port_accepts
 
 Progress = Callable[[str], None] | None
 START_TIMEOUT_SECONDS = 60.0
@@ -111,16 +111,18 @@ def check_prerequisites() -> None:
     missing = [
         package
         for module, package in (
-            ("moto", "moto[server]"),
-            ("flask", "moto[server]"),
+            ("moto", "moto"),
+            ("flask", "flask"),
+            ("flask_cors", "flask-cors"),
             ("osmem_server", "osmem-server"),
         )
         if importlib.util.find_spec(module) is None
     ]
     if missing:
         raise PrerequisiteError(
-            f"the local stack needs {' and '.join(sorted(set(missing)))}, which are not installed",
-            hint="reinstall ddbsearch: the emulators are among its dependencies",
+            f"the local stack needs {', '.join(missing)}, "
+            f"which {'is' if len(missing) == 1 else 'are'} not installed",
+            hint=LOCAL_EXTRA_HINT,
         )
 
 
