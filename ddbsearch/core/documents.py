@@ -85,6 +85,8 @@ class Action:
     document: dict[str, Any] | None
     keys: Mapping[str, AttributeValue]
     sequence_number: str | None = None
+    # The concrete index (a generation) to write; None: the indexer's own index.
+    index: str | None = None
 
 
 # --------------------------------------------------------------------------- values

@@ -11,6 +11,10 @@ sequence number, so every step is idempotent):
   goes on. Without a dead-letter queue such a record is reported as failed.
 - Transient failures are retried inside the time the invocation has left; what
   is still failing is reported from the first record not done.
+- The domain refusing access (401/403: fine-grained access control without a
+  role mapping, an access policy without the role) is not an exception: the
+  batch is reported through ``batchItemFailures`` (Lambda retries it), and the
+  log line counts the refusal and carries a hint naming the fix.
 - One JSON log line per invocation: counts, duration, ids; never item contents.
 """
 
@@ -35,7 +39,7 @@ from ddbsearch.core.documents import (
 )
 from ddbsearch.core.errors import ConfigurationError
 from ddbsearch.core.template import IndexSetupError, ensure_index
-from ddbsearch.core.transport import SearchTransport, TransportError
+from ddbsearch.core.transport import AccessDenied, SearchTransport, TransportError
 
 # Used when there is no Lambda context (tests, local tools).
 DEFAULT_BUDGET_SECONDS = 30.0
@@ -94,6 +98,8 @@ class _Counts:
     dead_lettered: int = 0
     retries: int = 0
     requests: int = 0
+    refused: int = 0
+    hint: str | None = None
     error_types: dict[str, int] = field(default_factory=dict)
 
 
@@ -147,6 +153,7 @@ class Indexer:
             settings.index,
             max_bytes=settings.max_bytes,
             on_missing_index=self._index_gone,
+            report_refusals=True,
         )
         self._index_ready = False
         self._log = log
@@ -160,7 +167,7 @@ class Indexer:
         try:
             ensure_index(self.transport, self.settings.index)
             self._index_ready = True
-        except (TransportError, IndexSetupError):
+        except (TransportError, IndexSetupError, AccessDenied):
             pass  # the items stay transient; the next attempt or invocation tries again
 
     # ------------------------------------------------------------------ invoke
@@ -178,6 +185,8 @@ class Indexer:
                 self._index_ready = True
             except TransportError:
                 counts.error_types["connection_error"] = 1
+            except AccessDenied as exc:
+                _refused(counts, exc, len(records))
             except IndexSetupError as exc:
                 if not exc.transient:
                     raise
@@ -286,6 +295,11 @@ class Indexer:
         counts.requests += report.requests
         for k, v in report.error_types.items():
             counts.error_types[k] = counts.error_types.get(k, 0) + v
+        if report.refused is not None:
+            counts.refused += sum(
+                1 for r in report.results if r.error_type == report.refused.error_type
+            )
+            counts.hint = report.refused.hint
 
     def _emit(
         self, context: Any, counts: _Counts, started: float, failures: list[dict[str, str]]
@@ -303,13 +317,22 @@ class Indexer:
             "dead_lettered": counts.dead_lettered,
             "retries": counts.retries,
             "requests": counts.requests,
+            "refused": counts.refused,
             "error_types": counts.error_types,
             "first_failed_sequence_number": failures[0]["itemIdentifier"] if failures else None,
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
         }
+        if counts.hint:
+            line["hint"] = counts.hint
         out = self._log or sys.stdout
         out.write(json.dumps(line, separators=(",", ":")) + "\n")
         out.flush()
+
+
+def _refused(counts: _Counts, exc: AccessDenied, records: int) -> None:
+    counts.refused += records
+    counts.error_types[exc.error_type] = counts.error_types.get(exc.error_type, 0) + records
+    counts.hint = exc.hint
 
 
 def _budget(context: Any) -> float:
