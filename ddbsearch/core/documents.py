@@ -15,7 +15,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any, Literal
 
 from ddbsearch.core.errors import ConfigurationError, DdbsearchError
@@ -57,6 +57,9 @@ RESERVED_FIELDS = frozenset(
         "_all",
     }
 )
+
+# Wide enough that normalize() never rounds a DynamoDB number (38 significant digits).
+_EXACT = Context(prec=100)
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -238,8 +241,16 @@ def _key_component(av: AttributeValue) -> str:
     elif tag == "N":
         # Canonical positional form, so "3", "3.0" and "3E0" name the same item, as in
         # DynamoDB, and 149179528360 stays 149179528360 (not 1.4917952836E+11).
-        number = Decimal(value)
-        text = "0" if number == 0 else format(number.normalize(), "f")
+        # Decimal(...) is exact; normalize() rounds to its context's precision, and
+        # the default context's 28 digits would merge keys that differ only in
+        # DynamoDB's 29th to 38th digits: normalize in a context wide enough for all.
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise InvalidDocument("malformed number in a key attribute") from None
+        if not number.is_finite():
+            raise InvalidDocument("key number is not finite")
+        text = "0" if number == 0 else format(number.normalize(_EXACT), "f")
     elif tag == "B":
         text = _binary(value)
     else:

@@ -301,3 +301,19 @@ def test_backfill_row_without_its_key_is_invalid() -> None:
 def test_decimal_input_round_trip() -> None:
     # boto3's TypeSerializer writes Decimal as N text; the model reads it back exactly.
     assert to_document({"n": {"N": str(Decimal("123.456"))}}) == {"n": 123.456}
+
+
+def test_ids_are_exact_for_all_38_digits_of_dynamodb_numbers() -> None:
+    # Keys that differ only at the 38th significant digit are two items in DynamoDB.
+    a = "1234567890123456789012345678901234567" + "8"
+    b = "1234567890123456789012345678901234567" + "9"
+    assert document_id({"k": {"N": a}}) == a
+    assert document_id({"k": {"N": b}}) == b
+    assert document_id({"k": {"N": "-" + a}}) != document_id({"k": {"N": "-" + b}})
+    small = "0.00000000000000000000000000000000000000000000000000001234567890123456789012345678"
+    assert document_id({"k": {"N": small}}) == small
+    assert document_id({"k": {"N": "9.9999999999999999999999999999999999999E+125"}}) == (
+        "99999999999999999999999999999999999999" + "0" * 88
+    )
+    # Canonical form still merges spellings of one number, as DynamoDB does.
+    assert document_id({"k": {"N": a + ".000"}}) == document_id({"k": {"N": a[:-1] + "8E0"}})
