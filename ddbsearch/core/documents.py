@@ -295,17 +295,17 @@ def select(
         if name in keep:
             out[name] = av
             continue
-        picked = _select(av, _down(include, name, True), _down(exclude, name, False))
+        picked = _select(av, _down(include, name), _down(exclude, name))
         if picked is not None:
             out[name] = picked
     return out
 
 
-def _down(node: _Trie | bool, name: str, whole: bool) -> _Trie | bool:
-    """The sub-trie for ``name``: True/False pass through; a missing name is ``not whole``."""
+def _down(node: _Trie | bool, name: str) -> _Trie | bool:
+    """The sub-trie for ``name``: True/False pass through; a name not in it is False."""
     if isinstance(node, bool):
         return node
-    return node.get(name, not whole)
+    return node.get(name, False)
 
 
 def _select(av: AttributeValue, include: _Trie | bool, exclude: _Trie | bool) -> Any:  # noqa: PLR0911
@@ -319,7 +319,7 @@ def _select(av: AttributeValue, include: _Trie | bool, exclude: _Trie | bool) ->
     if tag == "M":
         out = {}
         for name, child in value.items():
-            picked = _select(child, _down(include, name, True), _down(exclude, name, False))
+            picked = _select(child, _down(include, name), _down(exclude, name))
             if picked is not None:
                 out[name] = picked
         if not out and include is not True:

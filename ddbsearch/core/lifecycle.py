@@ -110,9 +110,12 @@ def _read(transport: SearchTransport, index: str, expression: str) -> list[Gener
         )
     found = []
     serving_alias, build_alias = index, building_alias(index)
-    for name, info in sorted((resp.json() or {}).items()):
+    answer = resp.json()
+    for name, info in sorted(answer.items() if isinstance(answer, dict) else ()):
         number = generation_number(index, name)
-        aliases = set((info or {}).get("aliases") or {})
+        if not isinstance(info, dict):
+            continue  # not an index description (a stand-in backend)
+        aliases = set(info.get("aliases") or {})
         if number is None:
             if serving_alias in aliases or build_alias in aliases:
                 raise ConfigurationError(
@@ -121,7 +124,7 @@ def _read(transport: SearchTransport, index: str, expression: str) -> list[Gener
                     hint="point the alias at a generation, or use another --index",
                 )
             continue
-        meta = ((info or {}).get("mappings") or {}).get("_meta")
+        meta = (info.get("mappings") or {}).get("_meta")
         found.append(
             Generation(
                 name=name,

@@ -23,21 +23,44 @@ Reply = Callable[[list[dict[str, Any]]], Any]
 
 
 class FakeSearch:
-    """Answers HEAD/PUT for the index and _bulk by a per-call script.
+    """A small domain: indices with aliases and ``_meta``, and ``_bulk`` answered by a script.
 
     A script entry is a function of the bulk ops that returns a Response, a list
-    of per-item (status, error_type) tuples, or raises TransportError.
+    of per-item (status, error_type) tuples, or raises TransportError. Without a
+    script every item succeeds. ``docs`` holds (index, id) -> (version, source).
     """
 
-    def __init__(self, script: Sequence[Reply] = ()) -> None:
+    def __init__(self, script: Sequence[Reply] = (), index: str = "idx") -> None:
         self.timeout = 30.0
         self.script = list(script)
         self.bulks: list[list[dict[str, Any]]] = []
-        self.index_exists = True
-        self.docs: dict[str, tuple[int, Any]] = {}
+        self.calls: list[str] = []
+        self.base = index
+        # name -> {"aliases": set of alias names, "meta": the mapping's _meta or None}
+        self.indices: dict[str, dict[str, Any]] = {index: {"aliases": set(), "meta": None}}
+        self.docs_by_index: dict[str, dict[str, tuple[int, Any]]] = {}
+
+    @property
+    def index_exists(self) -> bool:
+        return bool(self.indices)
+
+    @index_exists.setter
+    def index_exists(self, value: bool) -> None:
+        if not value:
+            self.indices.clear()
+
+    @property
+    def docs(self) -> dict[str, tuple[int, Any]]:
+        """Documents of the legacy index (or of the only index there is)."""
+        return self.docs_by_index.setdefault(self.base, {})
 
     def json(self, method: str, path: str, payload: Any = None) -> Response:
         return self.request(method, path, json.dumps(payload).encode())
+
+    def _resolve(self, name: str) -> list[str]:
+        if name in self.indices:
+            return [name]
+        return [n for n, i in self.indices.items() if name in i["aliases"]]
 
     def request(
         self,
@@ -48,12 +71,49 @@ class FakeSearch:
         content_type: str = "application/json",
         timeout: float | None = None,
     ) -> Response:
+        self.calls.append(f"{method} {path}")
+        route = path.split("?", maxsplit=1)[0]
         if method == "HEAD":
-            return Response(200 if self.index_exists else 404, b"")
-        if method == "PUT":
-            self.index_exists = True
+            return Response(200 if self._resolve(route.strip("/")) else 404, b"")
+        if method == "GET":
+            found = {
+                n: {
+                    "aliases": {a: {} for a in self.indices[n]["aliases"]},
+                    "mappings": {"_meta": self.indices[n]["meta"]}
+                    if self.indices[n]["meta"]
+                    else {},
+                }
+                for expr in route.strip("/").split(",")
+                for n in (
+                    [x for x in self.indices if x.startswith(expr[:-1])]
+                    if expr.endswith("*")
+                    else self._resolve(expr)
+                )
+            }
+            return Response(200, json.dumps(found).encode())
+        if method == "PUT" and route.startswith("/_index_template/"):
             return Response(200, b"{}")
-        assert path.split("?", maxsplit=1)[0] == "/idx/_bulk", path
+        if method == "PUT":
+            name = route.strip("/")
+            if name in self.indices:
+                return Response(400, b'{"error":{"type":"resource_already_exists_exception"}}')
+            spec = json.loads(body or b"{}")
+            self.indices[name] = {
+                "aliases": set(spec.get("aliases") or {}),
+                "meta": (spec.get("mappings") or {}).get("_meta"),
+            }
+            return Response(200, b"{}")
+        if method == "POST" and route == "/_aliases":
+            for action in json.loads(body or b"{}")["actions"]:
+                ((op, spec),) = action.items()
+                if op == "add":
+                    self.indices[spec["index"]]["aliases"].add(spec["alias"])
+                elif op == "remove":
+                    self.indices[spec["index"]]["aliases"].discard(spec["alias"])
+                else:
+                    self.indices.pop(spec["index"])
+            return Response(200, b"{}")
+        assert route == f"/{self.base}/_bulk", path
         assert body is not None
         ops = _parse_bulk(body)
         self.bulks.append(ops)
@@ -82,10 +142,13 @@ class FakeSearch:
 
     def _apply(self, ops: list[dict[str, Any]]) -> None:
         for op in ops:
+            targets = self._resolve(op["_index"])
+            target = targets[0] if targets else op["_index"]  # auto-created, as OpenSearch does
+            docs = self.docs_by_index.setdefault(target, {})
             if op["op"] == "delete":
-                self.docs.pop(op["_id"], None)
+                docs.pop(op["_id"], None)
             else:
-                self.docs[op["_id"]] = (op["version"], op["doc"])
+                docs[op["_id"]] = (op["version"], op["doc"])
 
 
 def _parse_bulk(body: bytes) -> list[dict[str, Any]]:
@@ -293,7 +356,7 @@ def test_missing_index_is_created_before_indexing(load_event: Any) -> None:
 def test_index_setup_failing_transiently_reports_the_batch(load_event: Any) -> None:
     class Busy(FakeSearch):
         def request(self, method: str, path: str, body: bytes | None = None, **kw: Any) -> Response:
-            if method in ("HEAD", "PUT"):
+            if method in ("HEAD", "PUT", "GET"):
                 return Response(404 if method == "HEAD" else 503, b"")
             return super().request(method, path, body, **kw)
 
