@@ -103,6 +103,8 @@ class FakeSearch:
                 "meta": (spec.get("mappings") or {}).get("_meta"),
             }
             return Response(200, b"{}")
+        if method == "DELETE":
+            return Response(200 if self.indices.pop(route.strip("/"), None) else 404, b"{}")
         if method == "POST" and route == "/_aliases":
             for action in json.loads(body or b"{}")["actions"]:
                 ((op, spec),) = action.items()
