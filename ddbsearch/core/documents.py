@@ -68,6 +68,7 @@ _EXACT = Context(prec=100)
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
+_TWO_63 = 2.0**63
 
 # Backfill versions sit this many seconds below the read time, so that a clock
 # running ahead of DynamoDB's by up to this much still lets every stream write
@@ -131,6 +132,11 @@ def _number(text: str) -> int | float:
     as_float = float(value)
     if math.isinf(as_float):  # cannot happen for DynamoDB's range; guards hand-made input
         raise InvalidDocument("number is out of range")
+    if abs(as_float) == _TWO_63:
+        # The exact long sub-field reads the double ±2^63 as Long.MAX/MIN without
+        # complaint, so a value just beyond 64 bits would match those integers:
+        # one step further from zero, it is out of the long range and skipped.
+        as_float = math.nextafter(as_float, math.copysign(math.inf, as_float))
     return as_float
 
 
