@@ -100,7 +100,8 @@ def _read(transport: SearchTransport, index: str, expression: str) -> list[Gener
     resp = transport.request(
         "GET",
         f"/{expression}?ignore_unavailable=true&allow_no_indices=true"
-        "&filter_path=*.aliases,*.mappings._meta",
+        # The uuid keeps every index in the answer, even one with no alias and no _meta.
+        "&filter_path=*.aliases,*.mappings._meta,*.settings.index.uuid",
     )
     if resp.status == 404:
         return []
