@@ -492,6 +492,8 @@ def action_from_record(
     record: Mapping[str, Any],
     config: GenerationConfig | None = None,
     index: str | None = None,
+    *,
+    doc_id: str | None = None,
 ) -> Action:
     """One DynamoDB stream record (Lambda event shape) -> the index action it implies.
 
@@ -503,7 +505,8 @@ def action_from_record(
     ddb = record["dynamodb"]
     keys = ddb["Keys"]
     seq = ddb.get("SequenceNumber")
-    doc_id = document_id(keys, config)
+    if doc_id is None:  # callers that already built it (the handler's collapse) pass it
+        doc_id = document_id(keys, config)
     if record["eventName"] == "REMOVE":
         return Action("delete", doc_id, record_version(record, config), None, keys, seq, index)
     view = ddb.get("StreamViewType")

@@ -274,8 +274,10 @@ class Indexer:
                     ok[(w, g)] = True  # an archive generation keeps what TTL deleted
                     counts.ttl_kept += 1
                     continue
+                # The collapse key is the key-name id: reuse it where it is the id.
+                known = key_of[w] if config is None or config.id_scheme == "key-name" else None
                 try:
-                    action = action_from_record(record, config, gen.name)
+                    action = action_from_record(record, config, gen.name, doc_id=known)
                 except InvalidDocument as exc:
                     rejected[(w, g)] = f"{exc.error_type}: {exc.reason}"
                     counts.error_types[exc.error_type] = (
