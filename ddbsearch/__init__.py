@@ -22,6 +22,8 @@ status
     is the pipeline healthy? (table, stream, index, mapping, lag, dead-letter queue)
 redrive
     re-index what the dead-letter queue holds
+reindex, abort_reindex
+    build the next index generation (new mapping, include/exclude, ...), swap the alias to it
 resolve_target
     the :class:`Target` of a deployed stack (the last deploy by default)
 
@@ -44,6 +46,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "search": ("ddbsearch.ops.search", "search"),
     "status": ("ddbsearch.ops.status", "collect_status"),
     "redrive": ("ddbsearch.ops.redrive", "redrive"),
+    "reindex": ("ddbsearch.ops.reindex", "run_reindex"),
+    "abort_reindex": ("ddbsearch.ops.reindex", "abort_reindex"),
     "resolve_target": ("ddbsearch.targets", "resolve_target"),
     # what they take
     "Target": ("ddbsearch.targets", "Target"),
@@ -60,6 +64,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "StatusReport": ("ddbsearch.ops.status", "StatusReport"),
     "Check": ("ddbsearch.ops.status", "Check"),
     "RedriveReport": ("ddbsearch.ops.redrive", "RedriveReport"),
+    "ReindexSummary": ("ddbsearch.ops.reindex", "ReindexSummary"),
+    "ReindexEvents": ("ddbsearch.ops.reindex", "ReindexEvents"),
     # errors
     "DdbsearchError": ("ddbsearch.errors", "DdbsearchError"),
     "ExitCode": ("ddbsearch.errors", "ExitCode"),
@@ -67,9 +73,10 @@ _EXPORTS: dict[str, tuple[str, str]] = {
 
 __all__ = [
     "BackfillSummary", "Check", "DdbsearchError", "DeployEvents", "DeployReport",
-    "DestroyReport", "ExitCode", "Hit", "RedriveReport", "SearchRequest", "SearchResult",
-    "StackSettings", "StatusReport", "Target", "WriteReport", "backfill", "deploy",
-    "destroy", "put", "redrive", "resolve_target", "search", "status",
+    "DestroyReport", "ExitCode", "Hit", "RedriveReport", "ReindexEvents", "ReindexSummary",
+    "SearchRequest", "SearchResult", "StackSettings", "StatusReport", "Target", "WriteReport",
+    "abort_reindex", "backfill", "deploy", "destroy", "put", "redrive", "reindex",
+    "resolve_target", "search", "status",
 ]  # fmt: skip
 
 if TYPE_CHECKING:  # mypy and editors see the real names; at run time they stay lazy
@@ -80,6 +87,8 @@ if TYPE_CHECKING:  # mypy and editors see the real names; at run time they stay 
     from ddbsearch.ops.deploy import DeployEvents, DeployReport, DestroyReport, deploy, destroy
     from ddbsearch.ops.put import WriteReport, put
     from ddbsearch.ops.redrive import RedriveReport, redrive
+    from ddbsearch.ops.reindex import ReindexEvents, ReindexSummary, abort_reindex
+    from ddbsearch.ops.reindex import run_reindex as reindex
     from ddbsearch.ops.search import Hit, SearchRequest, SearchResult, search
     from ddbsearch.ops.status import Check, StatusReport
     from ddbsearch.ops.status import collect_status as status

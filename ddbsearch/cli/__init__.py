@@ -13,13 +13,14 @@ from ddbsearch.cli import (
     package,
     put,
     redrive,
+    reindex,
     search,
     status,
 )
 from ddbsearch.cli.app import app
 
 # The order is the order of `ddbsearch --help`.
-for _module in (deploy, demo, put, search, backfill, status, package, redrive, dashboards):
+for _module in (deploy, demo, put, search, backfill, reindex, status, package, redrive, dashboards):
     app.add_typer(_module.app)
 
 

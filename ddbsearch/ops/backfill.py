@@ -40,7 +40,14 @@ from typing import Any
 
 from ddbsearch import clients, files
 from ddbsearch.core.bulk import BulkIndexer, Outcome
-from ddbsearch.core.documents import Action, InvalidDocument, action_from_item, backfill_version
+from ddbsearch.core.documents import (
+    Action,
+    InvalidDocument,
+    action_from_item,
+    backfill_version,
+    document_id,
+)
+from ddbsearch.core.generations import GenerationConfig
 from ddbsearch.core.pacing import Pacer
 from ddbsearch.errors import Aborted, DdbsearchError, InputError, PartialFailure
 from ddbsearch.tables import TableInfo, describe_table
@@ -60,6 +67,16 @@ MAX_WORKERS = 64
 # Bulk retries for one page end after this; the page is then left for --resume.
 PAGE_DEADLINE_SECONDS = 120.0
 CHECKPOINT_FORMAT = 1
+MAX_FAILED_SAMPLES = 5
+
+
+def _item_id(
+    item: Mapping[str, Any], key_names: Sequence[str], config: GenerationConfig | None
+) -> str:
+    try:
+        return document_id({k: item[k] for k in key_names}, config)
+    except (KeyError, InvalidDocument):
+        return "(no key)"
 
 
 def default_segments(table: TableInfo) -> int:
@@ -199,6 +216,8 @@ class BackfillSummary:
     estimated_items: int = 0  # DescribeTable's approximate ItemCount
     complete: bool = False
     checkpoint: str = ""
+    # The first rows that failed: (document id, reason), for a one-line report.
+    failed_samples: list[tuple[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -216,6 +235,7 @@ class BackfillSummary:
             "seconds": round(self.seconds, 3),
             "estimated_items": self.estimated_items,
             "complete": self.complete,
+            "failed_samples": [list(s) for s in self.failed_samples],
         }
 
 
@@ -258,6 +278,9 @@ class _Run:
     after_read: Callable[[int, Mapping[str, Any]], None] | None
     page_size: int | None
     page_deadline: float = PAGE_DEADLINE_SECONDS
+    # The generation written and its configuration (None: the target's index, original model).
+    generation: str | None = None
+    config: GenerationConfig | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def segment(self, segment: int) -> None:
@@ -337,19 +360,26 @@ class _Run:
     ) -> None:
         actions: list[Action] = []
         failures: Counter[str] = Counter()
+        samples: list[tuple[str, str]] = []
         for item in items:
             try:
-                actions.append(action_from_item(item, self.table.key_names, version))
+                actions.append(
+                    action_from_item(
+                        item, self.table.key_names, version, self.config, self.generation
+                    )
+                )
             except InvalidDocument as exc:
                 failures[f"PERMANENT: {exc.reason}"] += 1
+                samples.append((_item_id(item, self.table.key_names, self.config), exc.reason))
         counts: Counter[Outcome] = Counter()
         transient: list[str] = []
         if actions:
             report = indexer.run(actions, deadline=time.monotonic() + self.page_deadline)
-            for result in report.results:
+            for action, result in zip(actions, report.results, strict=True):
                 counts[result.outcome] += 1
                 if result.outcome is Outcome.PERMANENT:
                     failures[f"PERMANENT: {_general(result.reason)}"] += 1
+                    samples.append((action.doc_id, _general(result.reason)))
                 elif result.outcome is Outcome.TRANSIENT:
                     transient.append(result.reason or "unknown")
         if transient:
@@ -367,6 +397,7 @@ class _Run:
             s.failed += sum(failures.values())
             s.failures.update(failures)
             s.consumed_rcu += units
+            s.failed_samples.extend(samples[: max(0, MAX_FAILED_SAMPLES - len(s.failed_samples))])
 
 
 def run_backfill(
@@ -382,6 +413,9 @@ def run_backfill(
     on_progress: Callable[[int], None] | None = None,
     after_read: Callable[[int, Mapping[str, Any]], None] | None = None,
     stop: threading.Event | None = None,
+    generation: str | None = None,
+    config: GenerationConfig | None = None,
+    checkpoint_file: Path | None = None,
 ) -> BackfillSummary:
     """Backfill the target's index from its table; see the module docstring.
 
@@ -395,6 +429,11 @@ def run_backfill(
     decides what that means). Raises Aborted when stopped and PartialFailure when a
     page still failed transiently at its deadline; the summary object handed to
     ``on_start`` then holds what was done.
+
+    ``generation`` and ``config`` make it write one generation of the index with
+    that generation's document model (reindex fills a new generation this way,
+    with its own ``checkpoint_file``); by default it writes the target's index
+    with the serving generation's configuration.
     """
     if segments is not None and not 1 <= segments <= MAX_SEGMENTS:
         raise InputError(f"--segments must be between 1 and {MAX_SEGMENTS}")
@@ -404,9 +443,11 @@ def run_backfill(
     ddb = clients.client(target, "dynamodb", max_connections=MAX_WORKERS + 2)
     table = describe_table(ddb, target.table)
     budget = read_budget(table, max_rcu=max_rcu, rcu_fraction=rcu_fraction)
-    _check_index(target)
+    _check_index(target, generation)
+    if generation is None:
+        generation, config = _serving(target)
 
-    path = checkpoint_path(target)
+    path = checkpoint_file or checkpoint_path(target)
     checkpoint = Checkpoint.load(path) if resume else None
     if checkpoint is not None and segments is not None and segments != checkpoint.total_segments:
         raise InputError(
@@ -443,6 +484,8 @@ def run_backfill(
         after_read=after_read,
         page_size=page_size,
         page_deadline=page_deadline,
+        generation=generation,
+        config=config,
     )
     started = time.monotonic()
     todo = [s for s in range(checkpoint.total_segments) if not checkpoint.done(s)]
@@ -456,14 +499,26 @@ def run_backfill(
     return summary
 
 
-def _check_index(target: Target) -> None:
+def _serving(target: Target) -> tuple[str | None, GenerationConfig | None]:
+    """The serving generation and its configuration (None, None: write the index as is)."""
+    from ddbsearch.core.lifecycle import GenerationError, live_generations
+
+    try:
+        live = live_generations(clients.search_transport(target), target.index)
+    except GenerationError:
+        return None, None
+    serving = next((g for g in live if g.serving and not g.legacy), None)
+    return (serving.name, serving.config) if serving is not None else (None, None)
+
+
+def _check_index(target: Target, generation: str | None = None) -> None:
     """The index must exist (deploy creates it with ddbsearch's template)."""
     from ddbsearch.core.transport import TransportError
     from ddbsearch.errors import NotFoundError, UnreachableError
 
     transport = clients.search_transport(target)
     try:
-        head = transport.request("HEAD", f"/{target.index}")
+        head = transport.request("HEAD", f"/{generation or target.index}")
     except TransportError:
         raise UnreachableError(
             f"cannot reach the search endpoint {target.search_endpoint}",
@@ -471,7 +526,7 @@ def _check_index(target: Target) -> None:
         ) from None
     if head.status == 404:
         raise NotFoundError(
-            f"index '{target.index}' does not exist on {target.search_endpoint}",
+            f"index '{generation or target.index}' does not exist on {target.search_endpoint}",
             hint="deploy creates it; check --index",
         )
 

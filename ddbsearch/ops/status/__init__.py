@@ -120,6 +120,14 @@ def _index_checks(ddb: Any, table: TableInfo | None, target: Target) -> list[Che
     return [index, Check("counts", "warn", summary + hint, data)]
 
 
+def _generations_check(target: Target) -> Check:
+    """Which generation serves, with which id scheme and configuration; a reindex running?"""
+    from ddbsearch.ops.reindex import lifecycle_info
+
+    info = lifecycle_info(target)
+    return Check("generations", "ok", info.describe(), info.to_json())
+
+
 def _dlq_check(target: Target) -> Check:
     if not target.dlq_url:
         return Check(
@@ -162,6 +170,7 @@ def collect_status(
     table_checks, table = _table_checks(ddb, target)
     report.checks.extend(table_checks)
     report.checks.extend(_index_checks(ddb, table, target))
+    report.checks.append(guard("generations", lambda: _generations_check(target)))
     report.checks.extend(_backend(target).pipeline_checks(target, table, max_lag_seconds, now))
     report.checks.append(guard("dead-letter queue", lambda: _dlq_check(target)))
     return report

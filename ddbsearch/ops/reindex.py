@@ -1,0 +1,816 @@
+"""Reindex: build the next generation of the index and swap the read alias to it.
+
+The steps, each recorded in a state file so that running ``reindex`` again
+continues an interrupted one (docs/document-model.md describes generations):
+
+1. **create**: ``<index>-NNNNNN`` with the new configuration (the serving one's,
+   with the options given applied over it), behind the building alias ``<index>-building``:
+   from then on the stream handler writes every change into it too;
+2. **settle**: wait until every handler has seen the new live set (its cache plus
+   one function timeout): a change indexed by a handler that did not know the new
+   generation yet was made before the fill reads its item, so the fill carries it;
+3. **fill**: the backfill's own path (parallel consistent Scan, the document
+   model, ``_bulk`` at backfill versions, per-segment checkpoints) targeting the new
+   generation with its configuration; a stream write always beats a backfill row;
+4. **verify**: the ids the table's items give under the new configuration against
+   the ids in the generation; differences are re-checked item by item until the
+   stream has had time to deliver them;
+5. **swap**: one ``_aliases`` call moves the read alias (and removes a legacy
+   concrete index named like the alias, which kept serving until that instant);
+6. **retire**: after the same grace the old generations are out of every
+   handler's live set; they are deleted (or kept with ``keep_old``).
+
+A generation that cannot be built (OpenSearch refuses rows under the new mapping,
+rows lack the version attribute, ids are missing after the re-checks) stops the
+run before the swap with one line naming the reason and the first offending ids;
+the serving generation is untouched and the building one is left as it is, still
+written by the stream, for inspection: ``reindex`` again retries the fill (after
+fixing the rows), ``reindex --abort`` drops it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote
+
+from ddbsearch import clients, files
+from ddbsearch.core.documents import InvalidDocument, MissingVersion, action_from_item
+from ddbsearch.core.generations import GenerationConfig
+from ddbsearch.core.lifecycle import (
+    RETIRE_GRACE_SECONDS,
+    Generation,
+    GenerationError,
+    create_next_generation,
+    drop,
+    list_generations,
+    retire,
+    swap,
+)
+from ddbsearch.core.transport import SearchTransport, TransportError
+from ddbsearch.errors import (
+    Aborted,
+    DdbsearchError,
+    InputError,
+    NotFoundError,
+    PartialFailure,
+    UnreachableError,
+)
+from ddbsearch.ops.backfill import BackfillSummary, run_backfill
+from ddbsearch.tables import TableInfo, describe_table
+from ddbsearch.targets import Target, state_home
+
+STATE_FORMAT = 1
+# How long verification re-checks differences (the stream's usual latency is seconds).
+VERIFY_WAIT_SECONDS = 60.0
+SCROLL_KEEPALIVE = "2m"
+FIRST_KEYS = 3
+
+Phase = Literal["settling", "filling", "verifying", "swapped"]
+
+
+class BuildFailed(PartialFailure):
+    """The new generation cannot serve: nothing was swapped."""
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def read_mapping(path: str | Path) -> dict[str, Any]:
+    """The mapping overlay in a JSON file (short or full form), parsed but not yet validated."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read mapping file {str(path)!r}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"mapping file {str(path)!r} is not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"mapping file {str(path)!r} must hold a JSON object")
+    return data
+
+
+def plan_config(
+    current: GenerationConfig | None,
+    key_schema: Sequence[str],
+    *,
+    mapping: Mapping[str, Any] | None = None,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    version_attribute: str | None = None,
+    ttl_deletes: str | None = None,
+    reset: bool = False,
+) -> GenerationConfig:
+    """The configuration of the next generation: ``current`` with the options given over it.
+
+    An option left None keeps the current value (``reset``: ddbsearch's defaults);
+    ``version_attribute=""`` removes it. Ids follow the table's key schema. Raises
+    ConfigurationError (exit 2) for anything invalid, before anything is created.
+    """
+    base = GenerationConfig() if reset or current is None else current
+    return GenerationConfig.create(
+        key_schema=key_schema,
+        include=base.include if include is None else include,
+        exclude=base.exclude if exclude is None else exclude,
+        mapping=base.mapping if mapping is None else mapping,
+        version_attribute=base.version_attribute
+        if version_attribute is None
+        else version_attribute,
+        ttl_deletes=base.ttl_deletes if ttl_deletes is None else ttl_deletes,
+    )
+
+
+def describe_config(config: GenerationConfig | None) -> str:
+    """One line for people: the id scheme and what differs from the defaults."""
+    if config is None:
+        return "legacy index (ids in key-name order, stream-time versions, all attributes)"
+    parts = [f"ids in {config.id_scheme} order"]
+    if config.include:
+        parts.append("include " + ",".join(config.include))
+    if config.exclude:
+        parts.append("exclude " + ",".join(config.exclude))
+    if config.mapping:
+        parts.append(f"{len(config.mapping)} mapped attribute(s)")
+    if config.version_attribute:
+        parts.append(f"version attribute {config.version_attribute}")
+    if config.ttl_deletes != "delete":
+        parts.append(f"TTL deletes {config.ttl_deletes}")
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------- state
+
+
+def _identity(target: Target) -> str:
+    identity = [
+        target.kind, target.name, target.region, target.aws_endpoint,
+        target.table, target.search_endpoint, target.index,
+    ]  # fmt: skip
+    digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
+    safe = "".join(
+        c if c.isalnum() or c in "-_." else "_" for c in f"{target.table}-{target.index}"
+    )
+    return f"{safe}-{digest}"
+
+
+def state_path(target: Target) -> Path:
+    return state_home() / "reindex" / f"{_identity(target)}.json"
+
+
+def fill_checkpoint_path(target: Target, generation: str) -> Path:
+    return state_home() / "reindex" / f"{_identity(target)}.{generation}.fill.json"
+
+
+@dataclass
+class ReindexState:
+    """What an interrupted reindex needs to continue (the one reader and writer of its file)."""
+
+    index: str
+    generation: str
+    previous: list[str]  # the generations (or legacy index) serving when it started
+    phase: Phase
+    settle_until: float
+    keep_old: bool = False
+    started_at: float = field(default_factory=time.time)
+    swapped_at: float | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> ReindexState | None:
+        data = files.read_json(path)
+        if data is None or data.get("format") != STATE_FORMAT:
+            return None
+        try:
+            return cls(
+                index=str(data["index"]),
+                generation=str(data["generation"]),
+                previous=[str(n) for n in data["previous"]],
+                phase=data["phase"],
+                settle_until=float(data["settle_until"]),
+                keep_old=bool(data.get("keep_old", False)),
+                started_at=float(data.get("started_at", time.time())),
+                swapped_at=None if data.get("swapped_at") is None else float(data["swapped_at"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def save(self, path: Path) -> None:
+        files.write_json(
+            path,
+            {
+                "format": STATE_FORMAT,
+                "index": self.index,
+                "generation": self.generation,
+                "previous": self.previous,
+                "phase": self.phase,
+                "settle_until": self.settle_until,
+                "keep_old": self.keep_old,
+                "started_at": self.started_at,
+                "swapped_at": self.swapped_at,
+            },
+        )
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class VerifyResult:
+    table_items: int = 0  # items whose documents the generation should hold
+    unindexable: int = 0  # items the document model refuses (in every generation)
+    documents: int = 0
+    missing: list[str] = field(default_factory=list)  # ids the generation lacks
+    extra: list[str] = field(default_factory=list)  # ids no item has
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.extra
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "table_items": self.table_items,
+            "unindexable": self.unindexable,
+            "documents": self.documents,
+            "missing": len(self.missing),
+            "extra": len(self.extra),
+            "ok": self.ok,
+        }
+
+
+@dataclass
+class ReindexSummary:
+    index: str
+    generation: str = ""
+    previous: list[str] = field(default_factory=list)
+    config: GenerationConfig | None = None
+    resumed: bool = False
+    fill: BackfillSummary | None = None
+    verify: VerifyResult | None = None
+    swapped: bool = False
+    dropped: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    aborted: bool = False
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "generation": self.generation,
+            "previous": self.previous,
+            "configuration": self.config.to_meta() if self.config else None,
+            "resumed": self.resumed,
+            "fill": self.fill.to_json() if self.fill else None,
+            "verify": self.verify.to_json() if self.verify else None,
+            "swapped": self.swapped,
+            "dropped": self.dropped,
+            "kept": self.kept,
+            "aborted": self.aborted,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class ReindexEvents:
+    """How the library reports progress (the CLI renders it; no printing here)."""
+
+    step: Callable[[str], None] = lambda message: None
+    fill_start: Callable[[int, int], None] = lambda total, already: None  # items, done already
+    progress: Callable[[int], None] = lambda n: None  # items filled
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _transport(target: Target) -> SearchTransport:
+    return clients.search_transport(target)
+
+
+def _generations(transport: SearchTransport, target: Target) -> list[Generation]:
+    try:
+        return list_generations(transport, target.index)
+    except TransportError:
+        raise UnreachableError(
+            f"cannot reach the search endpoint {target.search_endpoint}",
+            hint="is the local stack running ('ddbsearch deploy --local') / is the network up?",
+        ) from None
+
+
+def _wait_until(when: float, stop: threading.Event, events: ReindexEvents, what: str) -> None:
+    left = when - time.time()
+    if left <= 0:
+        return
+    events.step(f"{what}: waiting {left:.0f} s")
+    while (left := when - time.time()) > 0:
+        if stop.wait(min(left, 0.5)):
+            raise Aborted(
+                f"reindex interrupted while {what}",
+                hint="run 'ddbsearch reindex' again to continue, or 'reindex --abort'",
+            )
+
+
+def _refresh(transport: SearchTransport, name: str) -> None:
+    resp = transport.request("POST", f"/{quote(name)}/_refresh")
+    if resp.status >= 300:
+        raise GenerationError(f"could not refresh {name!r} ({resp.status})", resp.status)
+
+
+def _scan(ddb: Any, table: str) -> Iterator[dict[str, Any]]:
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    while True:
+        with clients.aws_errors(f"scanning table '{table}'"):
+            page = ddb.scan(**kwargs)
+        yield from page.get("Items", [])
+        if not page.get("LastEvaluatedKey"):
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def generation_ids(transport: SearchTransport, name: str) -> set[str]:
+    """Every document id in one generation (a scroll without sources)."""
+    ids: set[str] = set()
+    resp = transport.json(
+        "POST",
+        f"/{quote(name)}/_search?scroll={SCROLL_KEEPALIVE}",
+        {"size": 1000, "_source": False, "sort": ["_doc"], "query": {"match_all": {}}},
+    )
+    if resp.status >= 300:
+        raise GenerationError(f"could not read the ids of {name!r} ({resp.status})", resp.status)
+    body = resp.json()
+    scroll_id = body.get("_scroll_id")
+    try:
+        while True:
+            hits = body.get("hits", {}).get("hits", [])
+            ids.update(str(h["_id"]) for h in hits)
+            if not hits or not scroll_id:
+                return ids
+            resp = transport.json(
+                "POST", "/_search/scroll", {"scroll": SCROLL_KEEPALIVE, "scroll_id": scroll_id}
+            )
+            if resp.status >= 300:
+                raise GenerationError(
+                    f"could not read the ids of {name!r} ({resp.status})", resp.status
+                )
+            body = resp.json()
+            scroll_id = body.get("_scroll_id", scroll_id)
+    finally:
+        if scroll_id:
+            transport.json("DELETE", "/_search/scroll", {"scroll_id": scroll_id})
+
+
+def _has_doc(transport: SearchTransport, name: str, doc_id: str) -> dict[str, Any] | None:
+    resp = transport.request("GET", f"/{quote(name)}/_doc/{quote(doc_id, safe='')}")
+    if resp.status == 200:
+        body = resp.json()
+        if body.get("found"):
+            source = body.get("_source")
+            return source if isinstance(source, dict) else {}
+    return None
+
+
+def verify_generation(
+    target: Target,
+    generation: str,
+    config: GenerationConfig | None,
+    *,
+    wait: float = VERIFY_WAIT_SECONDS,
+    stop: threading.Event | None = None,
+) -> VerifyResult:
+    """Compare the ids the table's items give under ``config`` with the generation's ids.
+
+    The table may change meanwhile: every difference is re-checked against the
+    item (consistent GetItem) and the document until it resolves or ``wait`` ends.
+    """
+    stop = stop or threading.Event()
+    ddb = clients.client(target, "dynamodb")
+    table = describe_table(ddb, target.table)
+    transport = _transport(target)
+    keys_of: dict[str, dict[str, Any]] = {}
+    result = VerifyResult()
+    for item in _scan(ddb, table.name):
+        try:
+            action = action_from_item(item, table.key_names, 0, config, generation)
+        except MissingVersion:
+            # The fill reports these; an item the generation cannot version is missing from it.
+            keys = {k: item[k] for k in table.key_names if k in item}
+            keys_of[f"(no version) {_keys_text(keys)}"] = keys
+            continue
+        except InvalidDocument:
+            result.unindexable += 1
+            continue
+        keys_of[action.doc_id] = dict(action.keys)
+    _refresh(transport, generation)
+    present = generation_ids(transport, generation)
+    result.table_items, result.documents = len(keys_of), len(present)
+    missing = sorted(set(keys_of) - present)
+    extra = sorted(present - set(keys_of))
+    deadline = time.monotonic() + wait
+    while missing or extra:
+        still_missing, still_extra = [], []
+        for doc_id in missing:
+            keys = keys_of[doc_id]
+            if _table_has(ddb, table, keys) and _has_doc(transport, generation, doc_id) is None:
+                still_missing.append(doc_id)
+        for doc_id in extra:
+            source = _has_doc(transport, generation, doc_id)
+            if source is None:
+                continue
+            if not _table_has_source(ddb, table, source):
+                still_extra.append(doc_id)
+        missing, extra = still_missing, still_extra
+        if not (missing or extra) or time.monotonic() >= deadline or stop.wait(1.0):
+            break
+        _refresh(transport, generation)
+    result.missing, result.extra = missing, extra
+    return result
+
+
+def _keys_text(keys: Mapping[str, Any]) -> str:
+    parts = []
+    for name, value in keys.items():
+        ((_tag, inner),) = value.items() if isinstance(value, Mapping) else (("?", value),)
+        parts.append(f"{name}={inner}")
+    return ",".join(parts)
+
+
+def _table_has(ddb: Any, table: TableInfo, keys: Mapping[str, Any]) -> bool:
+    if len(keys) != len(table.key_names):
+        return True  # keys unknown (no version attribute): it is in the table
+    with clients.aws_errors(f"reading table '{table.name}'"):
+        got = ddb.get_item(TableName=table.name, Key=dict(keys), ConsistentRead=True)
+    return "Item" in got
+
+
+def _table_has_source(ddb: Any, table: TableInfo, source: Mapping[str, Any]) -> bool:
+    """Is the item a document (by its key values) came from still in the table?"""
+    keys: dict[str, Any] = {}
+    for key in table.keys:
+        value = source.get(key.name)
+        if value is None or isinstance(value, (dict, list, bool)):
+            return False
+        if key.type == "B":
+            keys[key.name] = {"B": base64.b64decode(str(value))}
+        else:
+            keys[key.name] = {key.type: str(value)}
+    try:
+        return _table_has(ddb, table, keys)
+    except DdbsearchError:
+        return False
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _failure_line(generation: str, fill: BackfillSummary) -> str:
+    reason, _count = fill.failures.most_common(1)[0]
+    ids = ", ".join(repr(i) for i, _ in fill.failed_samples[:FIRST_KEYS])
+    return (
+        f"generation {generation!r} cannot be built: {fill.failed:,} row(s) refused "
+        f"({reason.removeprefix('PERMANENT: ')}); first ids: {ids}"
+    )
+
+
+def run_reindex(  # noqa: PLR0912, PLR0915 - one linear procedure, resumable at each step
+    target: Target,
+    *,
+    mapping: Mapping[str, Any] | None = None,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    version_attribute: str | None = None,
+    ttl_deletes: str | None = None,
+    reset: bool = False,
+    keep_old: bool = False,
+    segments: int | None = None,
+    max_rcu: float | None = None,
+    rcu_fraction: float | None = None,
+    page_size: int | None = None,
+    settle_seconds: float = RETIRE_GRACE_SECONDS,
+    retire_seconds: float = RETIRE_GRACE_SECONDS,
+    verify_wait: float = VERIFY_WAIT_SECONDS,
+    events: ReindexEvents | None = None,
+    stop: threading.Event | None = None,
+) -> ReindexSummary:
+    """Build the next generation, verify it, swap the read alias to it (see the module doc).
+
+    Continues an interrupted reindex of the same target when one is in progress
+    (configuration options must then be left out). Raises ConfigurationError
+    (exit 2) for an invalid configuration before anything is created,
+    BuildFailed (exit 10) when the generation cannot serve, Aborted on ``stop``
+    or Ctrl-C (run again to continue).
+    """
+    events = events or ReindexEvents()
+    stop = stop or threading.Event()
+    started = time.monotonic()
+    transport = _transport(target)
+    ddb = clients.client(target, "dynamodb")
+    table = describe_table(ddb, target.table)
+    gens = _generations(transport, target)
+    if not gens:
+        raise NotFoundError(
+            f"index '{target.index}' does not exist on {target.search_endpoint}",
+            hint="deploy creates it; check --index",
+        )
+    path = state_path(target)
+    state = ReindexState.load(path)
+    by_name = {g.name: g for g in gens}
+    building = [g for g in gens if g.building]
+    summary = ReindexSummary(index=target.index)
+    changes = any(
+        v is not None for v in (mapping, include, exclude, version_attribute, ttl_deletes)
+    )
+
+    if state is not None and state.phase != "swapped" and state.generation not in by_name:
+        state = None  # its generation is gone (aborted elsewhere, dropped by hand)
+    if building or (state is not None and state.phase == "swapped"):
+        if changes or reset:
+            name = building[0].name if building else state.generation  # type: ignore[union-attr]
+            raise InputError(
+                f"a reindex of {target.index!r} is in progress (generation {name!r})",
+                hint="run 'ddbsearch reindex' without options to continue it, or "
+                "'ddbsearch reindex --abort' first",
+            )
+        if state is None or (building and state.generation != building[0].name):
+            # Building, but no record of it here (another machine, a lost state dir):
+            # adopt it; the fill starts again, which is always safe.
+            gen = building[0]
+            state = ReindexState(
+                index=target.index,
+                generation=gen.name,
+                previous=[g.name for g in gens if g.serving],
+                phase="filling",
+                settle_until=time.time() + settle_seconds,
+                keep_old=keep_old,
+            )
+            state.save(path)
+        summary.resumed = True
+        state.keep_old = state.keep_old or keep_old
+        events.step(f"continuing the reindex into {state.generation} ({state.phase})")
+    else:
+        serving = [g for g in gens if g.serving]
+        current = serving[0].config if serving else None
+        planned = plan_config(
+            current,
+            table.key_names,
+            mapping=mapping,
+            include=include,
+            exclude=exclude,
+            version_attribute=version_attribute,
+            ttl_deletes=ttl_deletes,
+            reset=reset,
+        )
+        gen = create_next_generation(transport, target.index, planned)
+        events.step(f"created {gen.name} ({describe_config(planned)}); the stream writes it too")
+        state = ReindexState(
+            index=target.index,
+            generation=gen.name,
+            previous=[g.name for g in serving],
+            phase="settling",
+            settle_until=time.time() + settle_seconds,
+            keep_old=keep_old,
+        )
+        state.save(path)
+        by_name[gen.name] = gen
+
+    summary.generation, summary.previous = state.generation, list(state.previous)
+    gen_now = by_name.get(state.generation)
+    config: GenerationConfig | None = gen_now.config if gen_now is not None else None
+    if gen_now is None and state.phase == "swapped":
+        config = next(
+            (g.config for g in _generations(transport, target) if g.name == state.generation),
+            None,
+        )
+    summary.config = config
+
+    try:
+        if state.phase in ("settling", "filling"):
+            _wait_until(
+                state.settle_until, stop, events, "letting the stream handlers see the generation"
+            )
+            state.phase = "filling"
+            state.save(path)
+            events.step(f"filling {state.generation} from table {table.name}")
+            fill = run_backfill(
+                target,
+                segments=segments,
+                max_rcu=max_rcu,
+                rcu_fraction=rcu_fraction,
+                resume=True,
+                page_size=page_size,
+                on_start=lambda s, already: events.fill_start(s.estimated_items, already),
+                on_progress=events.progress,
+                stop=stop,
+                generation=state.generation,
+                config=config,
+                checkpoint_file=fill_checkpoint_path(target, state.generation),
+            )
+            summary.fill = fill
+            refused = sum(
+                n
+                for reason, n in fill.failures.items()
+                if not _model_refusal(reason) or "version attribute" in reason
+            )
+            if refused:
+                raise BuildFailed(
+                    _failure_line(state.generation, fill),
+                    hint="the serving generation is unchanged; fix the rows or the mapping, "
+                    "then 'ddbsearch reindex' retries, or 'ddbsearch reindex --abort'",
+                )
+            state.phase = "verifying"
+            state.save(path)
+
+        if state.phase == "verifying":
+            events.step(f"verifying {state.generation} against table {table.name}")
+            result = verify_generation(
+                target, state.generation, config, wait=verify_wait, stop=stop
+            )
+            summary.verify = result
+            if not result.ok:
+                first = (result.missing or result.extra)[:FIRST_KEYS]
+                what = (
+                    f"{len(result.missing):,} item(s) missing"
+                    if result.missing
+                    else f"{len(result.extra):,} document(s) no item has"
+                )
+                raise BuildFailed(
+                    f"generation {state.generation!r} does not match the table: {what}; "
+                    f"first ids: {', '.join(repr(i) for i in first)}",
+                    hint="the serving generation is unchanged; see the dead-letter queue, "
+                    "then 'ddbsearch reindex' retries, or 'ddbsearch reindex --abort'",
+                )
+            _refresh(transport, state.generation)
+            swap(transport, target.index, state.generation)
+            summary.swapped = True
+            state.phase, state.swapped_at = "swapped", time.time()
+            state.save(path)
+            events.step(f"{target.index} now reads {state.generation}")
+
+        # phase "swapped": the old generations are out of the aliases; drop them
+        # once no handler can still be writing them.
+        old = [n for n in state.previous if n not in (target.index, state.generation)]
+        if state.keep_old:
+            summary.kept = old
+        elif old:
+            _wait_until(
+                (state.swapped_at or time.time()) + retire_seconds,
+                stop,
+                events,
+                "letting the stream handlers stop writing " + ", ".join(old),
+            )
+            for name in old:
+                retire(transport, target.index, name)  # a no-op after the swap, unless re-added
+                drop(transport, target.index, name)
+                summary.dropped.append(name)
+            events.step("dropped " + ", ".join(old))
+    except KeyboardInterrupt:
+        raise Aborted(
+            "reindex interrupted",
+            hint="run 'ddbsearch reindex' again to continue, or 'reindex --abort'",
+        ) from None
+    except Aborted as exc:
+        raise Aborted(
+            exc.message.replace("backfill", "reindex fill"),
+            hint="run 'ddbsearch reindex' again to continue, or 'reindex --abort'",
+        ) from None
+    finally:
+        summary.seconds = time.monotonic() - started
+    path.unlink(missing_ok=True)
+    fill_checkpoint_path(target, state.generation).unlink(missing_ok=True)
+    return summary
+
+
+_REJECTION = re.compile(r"^(PERMANENT: )?[a-z][a-z0-9_]*: ")
+
+
+def _model_refusal(reason: str) -> bool:
+    """A row the document model refuses in every generation (reserved names, depth, ...).
+
+    OpenSearch's rejections read ``<error type>: ...`` (core/bulk.py builds them);
+    the model's own reasons never start that way.
+    """
+    return _REJECTION.match(reason) is None
+
+
+def abort_reindex(
+    target: Target,
+    *,
+    retire_seconds: float = RETIRE_GRACE_SECONDS,
+    events: ReindexEvents | None = None,
+    stop: threading.Event | None = None,
+) -> ReindexSummary:
+    """Drop the building generation; the serving one stays exactly as it is.
+
+    Refused once the alias was swapped (run ``reindex`` to finish). The building
+    generation leaves the building alias at once (the stream stops writing it
+    within its cache time) and is deleted after ``retire_seconds``.
+    """
+    events = events or ReindexEvents()
+    stop = stop or threading.Event()
+    started = time.monotonic()
+    transport = _transport(target)
+    path = state_path(target)
+    state = ReindexState.load(path)
+    summary = ReindexSummary(index=target.index, aborted=True)
+    if state is not None and state.phase == "swapped":
+        raise InputError(
+            f"the reindex of {target.index!r} already swapped to {state.generation!r}",
+            hint="run 'ddbsearch reindex' to finish it",
+        )
+    gens = _generations(transport, target)
+    building = [g for g in gens if g.building]
+    if state is not None and state.generation not in {g.name for g in building}:
+        gone = next((g for g in gens if g.name == state.generation and not g.live), None)
+        if gone is not None:
+            building.append(gone)  # retired by an earlier --abort that did not finish
+    if not building:
+        path.unlink(missing_ok=True)
+        summary.seconds = time.monotonic() - started
+        return summary
+    for gen in building:
+        retire(transport, target.index, gen.name)
+    summary.generation = building[0].name
+    events.step(f"{', '.join(g.name for g in building)} no longer written by the stream")
+    if state is None:
+        state = ReindexState(target.index, building[0].name, [], "settling", time.time())
+    state.settle_until = time.time() + retire_seconds
+    state.save(path)
+    try:
+        _wait_until(state.settle_until, stop, events, "letting the stream handlers stop")
+    except KeyboardInterrupt:
+        raise Aborted("abort interrupted", hint="run 'ddbsearch reindex --abort' again") from None
+    for gen in building:
+        drop(transport, target.index, gen.name)
+        summary.dropped.append(gen.name)
+        fill_checkpoint_path(target, gen.name).unlink(missing_ok=True)
+    path.unlink(missing_ok=True)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+# --------------------------------------------------------------------------- status
+
+
+@dataclass(frozen=True)
+class LifecycleInfo:
+    """What status says about the index's generations."""
+
+    serving: str | None
+    config: GenerationConfig | None
+    building: str | None
+    legacy: bool
+
+    @property
+    def id_scheme(self) -> str:
+        return self.config.id_scheme if self.config else "key-name"
+
+    def describe(self) -> str:
+        where = self.serving or "(none)"
+        text = f"serving {where}: {describe_config(self.config)}"
+        if self.building:
+            text += f"; reindex in progress into {self.building}"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "serving": self.serving,
+            "legacy": self.legacy,
+            "id_scheme": self.id_scheme,
+            "configuration": self.config.to_meta() if self.config else None,
+            "building": self.building,
+            "reindex_in_progress": self.building is not None,
+        }
+
+
+def lifecycle_info(target: Target) -> LifecycleInfo:
+    gens = _generations(_transport(target), target)
+    serving = next((g for g in gens if g.serving), None)
+    building = next((g for g in gens if g.building), None)
+    return LifecycleInfo(
+        serving=serving.name if serving else None,
+        config=serving.config if serving else None,
+        building=building.name if building else None,
+        legacy=bool(serving and serving.legacy),
+    )
+
+
+__all__ = [
+    "BuildFailed",
+    "LifecycleInfo",
+    "ReindexEvents",
+    "ReindexState",
+    "ReindexSummary",
+    "VerifyResult",
+    "abort_reindex",
+    "describe_config",
+    "lifecycle_info",
+    "plan_config",
+    "read_mapping",
+    "run_reindex",
+    "verify_generation",
+]
