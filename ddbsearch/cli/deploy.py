@@ -11,6 +11,14 @@ import typer
 from rich.markup import escape
 
 from ddbsearch.cli import console
+from ddbsearch.cli.options import (
+    ExcludeOpt,
+    IncludeOpt,
+    MappingOpt,
+    TtlDeletesOpt,
+    VersionAttributeOpt,
+    schema_from,
+)
 from ddbsearch.targets import DEFAULT_STACK, DEFAULT_TABLE, REFERENCE_KEYS, Target
 
 if TYPE_CHECKING:
@@ -194,6 +202,11 @@ def deploy(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the deployed target as JSON on stdout.")
     ] = False,
+    mapping: MappingOpt = None,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    version_attribute: VersionAttributeOpt = None,
+    ttl_deletes: TtlDeletesOpt = None,
 ) -> None:
     """Create the pipeline: table (or adopt yours) -> stream -> Lambda -> OpenSearch.
 
@@ -208,6 +221,7 @@ def deploy(
     # reference keys. --hash-key alone: a table without sort key.
     keys_given = hash_key is not None or range_key is not None
     parsed_hash = infra.parse_key(hash_key, option="--hash-key") if hash_key else REFERENCE_KEYS[0]
+    schema = schema_from(mapping, include, exclude, version_attribute, ttl_deletes)
     parsed_range: tuple[str, str] | None = None
     if range_key and range_key.lower() != "none":
         parsed_range = infra.parse_key(range_key, option="--range-key")
@@ -226,6 +240,7 @@ def deploy(
         state_bucket=state_bucket,
         yes=yes,
         events=TerminalEvents(),
+        schema=schema,
     )
     if json_output:
         console.out.print_json(json.dumps(report.target.to_json()))

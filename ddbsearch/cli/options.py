@@ -6,11 +6,14 @@ Use them as parameter annotations (``local: LocalOpt = False``) and turn them in
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ddbsearch.targets import Target, resolve_target
+
+if TYPE_CHECKING:
+    from ddbsearch.ops.reindex import SchemaOptions
 
 _TARGET_PANEL = "Target (default: the last deploy)"
 
@@ -86,4 +89,78 @@ def target_from(
     """The target the shared options select (NotDeployedError when there is none)."""
     return resolve_target(
         local=local, name=name, endpoint=endpoint, table=table, index=index, region=region
+    )
+
+
+# The document model of an index generation (deploy: the first one; reindex: the next one).
+_SCHEMA_PANEL = "Index schema"
+MappingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mapping",
+        metavar="FILE",
+        rich_help_panel=_SCHEMA_PANEL,
+        help='Field types merged over ddbsearch\'s template, as JSON: short form {"createdAt": '
+        '"date", "sku": "keyword"} or an OpenSearch mapping {"properties": {...}}.',
+    ),
+]
+IncludeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--include",
+        metavar="PATH",
+        rich_help_panel=_SCHEMA_PANEL,
+        help="Index only these attribute paths (repeatable; a.b is b inside map a). "
+        "Keys are always indexed.",
+    ),
+]
+ExcludeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--exclude",
+        metavar="PATH",
+        rich_help_panel=_SCHEMA_PANEL,
+        help="Do not index these attribute paths (repeatable; wins over --include).",
+    ),
+]
+VersionAttributeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--version-attribute",
+        metavar="NAME",
+        rich_help_panel=_SCHEMA_PANEL,
+        help="Use this numeric attribute (an optimistic-locking version) as the document "
+        "version on every path; '' removes it.",
+    ),
+]
+TtlDeletesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ttl-deletes",
+        metavar="delete|keep",
+        rich_help_panel=_SCHEMA_PANEL,
+        help="Items DynamoDB's TTL deletes: delete them from the index (default) or keep them.",
+    ),
+]
+
+
+def schema_from(
+    mapping: str | None,
+    include: list[str] | None,
+    exclude: list[str] | None,
+    version_attribute: str | None,
+    ttl_deletes: str | None,
+) -> SchemaOptions:
+    """The schema options as the library takes them (the mapping file read and parsed)."""
+    from ddbsearch.errors import InputError
+    from ddbsearch.ops.reindex import SchemaOptions, read_mapping
+
+    if ttl_deletes is not None and ttl_deletes not in ("delete", "keep"):
+        raise InputError(f"--ttl-deletes must be 'delete' or 'keep', not {ttl_deletes!r}")
+    return SchemaOptions(
+        mapping=read_mapping(mapping) if mapping is not None else None,
+        include=include,
+        exclude=exclude,
+        version_attribute=version_attribute,
+        ttl_deletes=ttl_deletes,
     )

@@ -12,11 +12,17 @@ from rich.markup import escape
 from ddbsearch.cli import console
 from ddbsearch.cli.options import (
     EndpointOpt,
+    ExcludeOpt,
+    IncludeOpt,
     IndexOpt,
     LocalOpt,
+    MappingOpt,
     NameOpt,
     RegionOpt,
     TableOpt,
+    TtlDeletesOpt,
+    VersionAttributeOpt,
+    schema_from,
     target_from,
 )
 from ddbsearch.cli.render import emit_json, progress_bar
@@ -25,50 +31,6 @@ if TYPE_CHECKING:  # the library is imported lazily: `ddbsearch --help` stays fa
     from ddbsearch.ops.reindex import ReindexSummary
 
 app = typer.Typer(rich_markup_mode="rich")
-
-MappingOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--mapping",
-        metavar="FILE",
-        help='Field types merged over ddbsearch\'s template, as JSON: short form {"createdAt": '
-        '"date", "sku": "keyword"} or an OpenSearch mapping {"properties": {...}}.',
-    ),
-]
-IncludeOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--include",
-        metavar="PATH",
-        help="Index only these attribute paths (repeatable; a.b is b inside map a). "
-        "Keys are always indexed.",
-    ),
-]
-ExcludeOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--exclude",
-        metavar="PATH",
-        help="Do not index these attribute paths (repeatable; wins over --include).",
-    ),
-]
-VersionAttributeOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--version-attribute",
-        metavar="NAME",
-        help="Use this numeric attribute (an optimistic-locking version) as the document "
-        "version on every path; '' removes it.",
-    ),
-]
-TtlDeletesOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--ttl-deletes",
-        metavar="delete|keep",
-        help="Items DynamoDB's TTL deletes: delete them from the index (default) or keep them.",
-    ),
-]
 
 
 def _print_summary(summary: ReindexSummary) -> None:
@@ -174,15 +136,13 @@ def reindex(
     """
     from ddbsearch.core.lifecycle import RETIRE_GRACE_SECONDS
     from ddbsearch.errors import InputError
-    from ddbsearch.ops.reindex import ReindexEvents, abort_reindex, read_mapping, run_reindex
+    from ddbsearch.ops.reindex import ReindexEvents, abort_reindex, run_reindex
 
     target = target_from(
         local=local, name=name, endpoint=endpoint, table=table, index=index, region=region
     )
     settle = RETIRE_GRACE_SECONDS if settle_seconds is None else settle_seconds
-    if ttl_deletes is not None and ttl_deletes not in ("delete", "keep"):
-        raise InputError(f"--ttl-deletes must be 'delete' or 'keep', not {ttl_deletes!r}")
-    overlay = read_mapping(mapping) if mapping is not None else None
+    schema = schema_from(mapping, include, exclude, version_attribute, ttl_deletes)
 
     def step(message: str) -> None:
         console.info(escape(message))
@@ -214,11 +174,11 @@ def reindex(
         try:
             summary = run_reindex(
                 target,
-                mapping=overlay,
-                include=include,
-                exclude=exclude,
-                version_attribute=version_attribute,
-                ttl_deletes=ttl_deletes,
+                mapping=schema.mapping,
+                include=schema.include,
+                exclude=schema.exclude,
+                version_attribute=schema.version_attribute,
+                ttl_deletes=schema.ttl_deletes,
                 reset=reset,
                 keep_old=keep_old,
                 segments=segments,

@@ -18,10 +18,13 @@ import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddbsearch.errors import InfraError, InputError, NotDeployedError
 from ddbsearch.infra.prerequisites import AwsIdentity, TerraformInfo
+
+if TYPE_CHECKING:
+    from ddbsearch.ops.reindex import SchemaOptions
 from ddbsearch.infra.resources import terraform_dir
 from ddbsearch.infra.runner import ProgressCallback, TerraformRunner
 from ddbsearch.infra.tfvars import ZIP_NAME, StackSettings, validate_stack_name
@@ -157,15 +160,21 @@ class DeployResult:
     index_warning: str | None  # why the index could not be prepared now (not fatal)
 
 
-def prepare_index(target: Target, *, credentials: Any) -> bool:
-    """Store ddbsearch's index template and create the index, as the operator (SigV4)."""
+def prepare_index(target: Target, *, credentials: Any, schema: SchemaOptions | None = None) -> bool:
+    """Store ddbsearch's index template and create the index, as the operator (SigV4).
+
+    ``schema`` (deploy --mapping/--include/...) configures the first generation;
+    the Lambda needs nothing: it reads each generation's configuration from ``_meta``.
+    """
     from ddbsearch.core.template import ensure_index
     from ddbsearch.core.transport import SearchTransport
+    from ddbsearch.ops.reindex import first_generation_config
 
     transport = SearchTransport(
         target.search_endpoint, region=target.region, sigv4=True, credentials=credentials
     )
-    return ensure_index(transport, target.index, update_template=True)
+    config = first_generation_config(transport, target.index, schema, target.key_names)
+    return ensure_index(transport, target.index, update_template=True, config=config)
 
 
 def deploy_stack(
@@ -175,6 +184,7 @@ def deploy_stack(
     identity: AwsIdentity,
     on_progress: ProgressCallback | None = None,
     build_zip: Callable[[Path], Path] = _build_zip,
+    schema: SchemaOptions | None = None,
 ) -> DeployResult:
     """Package, init, plan, apply; save the target, make it current, prepare the index."""
     validate_stack_name(settings.name)
@@ -217,7 +227,9 @@ def deploy_stack(
     from ddbsearch.infra.prerequisites import session_for
 
     try:
-        created = prepare_index(target, credentials=session_for(identity).get_credentials())
+        created = prepare_index(
+            target, credentials=session_for(identity).get_credentials(), schema=schema
+        )
     except (DdbsearchError, TransportError) as exc:
         return DeployResult(target, index_created=False, index_warning=str(exc))
     return DeployResult(target, index_created=created, index_warning=None)

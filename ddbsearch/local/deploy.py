@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddbsearch import defaults
 from ddbsearch.core.stream import Settings
@@ -22,6 +22,9 @@ from ddbsearch.local.processes import process_alive
 from ddbsearch.local.stack import LocalStack, Progress, default_root, start_stack, stop_stack
 from ddbsearch.local.state import MappingStatus
 from ddbsearch.tables import TableInfo
+
+if TYPE_CHECKING:
+    from ddbsearch.ops.reindex import SchemaOptions
 from ddbsearch.targets import (
     DEFAULT_TABLE,
     REFERENCE_KEYS,
@@ -146,6 +149,7 @@ def deploy_table(
     function_environment: Mapping[str, str] | None = None,
     zip_path: Path | None = None,
     on_progress: Progress = None,
+    schema: SchemaOptions | None = None,
 ) -> Target:
     """Create the table (with stream), the DLQ, the index and the mapping on ``stack``.
 
@@ -160,6 +164,7 @@ def deploy_table(
     """
     from ddbsearch.core.template import ensure_index
     from ddbsearch.core.transport import SearchTransport
+    from ddbsearch.ops.reindex import first_generation_config
     from ddbsearch.packaging import build_lambda_zip
 
     index = index or table.lower()
@@ -170,7 +175,9 @@ def deploy_table(
     _say(on_progress, "creating the dead-letter queue")
     dlq_url = str(sqs.create_queue(QueueName=f"{table}-ddbsearch-dlq")["QueueUrl"])
     _say(on_progress, f"creating index {index}")
-    ensure_index(SearchTransport(stack.osmem_url, sigv4=False), index)
+    search = SearchTransport(stack.osmem_url, sigv4=False)
+    config = first_generation_config(search, index, schema, info.key_names)
+    ensure_index(search, index, config=config)
     if zip_path is None:
         _say(on_progress, "building the Lambda zip")
         zip_path = build_lambda_zip(stack.root / "function.zip")
@@ -232,6 +239,7 @@ def deploy_local(
     keys: KeySpec | None = None,
     index: str | None = None,
     on_progress: Callable[[str], None] | None = None,
+    schema: SchemaOptions | None = None,
 ) -> Target:
     """``deploy --local``: start the local stack if needed, deploy the table into it,
     and make it the current target of every other command.
@@ -239,7 +247,9 @@ def deploy_local(
     An existing table is adopted with its own keys; ``keys`` are for a new one.
     """
     stack = start_stack(on_progress=on_progress)
-    target = deploy_table(stack, table=table, keys=keys, index=index, on_progress=on_progress)
+    target = deploy_table(
+        stack, table=table, keys=keys, index=index, on_progress=on_progress, schema=schema
+    )
     record_target(stack, target)
     set_current("local", "local")
     _say(on_progress, f"deployed {table} -> index {target.index} (local)")

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ddbsearch.errors import Aborted
-from ddbsearch.targets import DEFAULT_STACK, DEFAULT_TABLE, KeySpec, Target
+from ddbsearch.targets import DEFAULT_STACK, DEFAULT_TABLE, REFERENCE_KEYS, KeySpec, Target
 
 if TYPE_CHECKING:
     from ddbsearch.infra import AwsIdentity, DestroyPreview, StackSettings, TerraformInfo
+    from ddbsearch.ops.reindex import SchemaOptions
     from ddbsearch.tables import TableInfo
 
 
@@ -115,6 +116,7 @@ def deploy(
     state_bucket: str | None = None,
     yes: bool = False,
     events: DeployEvents | None = None,
+    schema: SchemaOptions | None = None,
 ) -> DeployReport:
     """Create the pipeline: table (or adopt yours) -> stream -> Lambda -> OpenSearch.
 
@@ -123,11 +125,21 @@ def deploy(
     adopted with its own keys (never deleted); ``keys`` are for a table being
     created (default: the reference keys). The deployed stack becomes the
     default target of the other verbs. ``yes`` consents to changing an adopted
-    table's stream.
+    table's stream. ``schema`` (mapping overlay, include/exclude, version
+    attribute, TTL policy) configures the first index generation; it is
+    validated before anything is created (ConfigurationError, exit 2).
     """
     events = events or SilentEvents()
+    if schema is not None and schema.given:
+        # Against the keys the table will have if created; checked again with the
+        # real keys before the index is made (an adopted table keeps its own).
+        schema.config([key[0] for key in (keys or REFERENCE_KEYS) if key is not None])
+    else:
+        schema = None
     if local:
-        return _deploy_local(table=table or DEFAULT_TABLE, keys=keys, index=index, events=events)
+        return _deploy_local(
+            table=table or DEFAULT_TABLE, keys=keys, index=index, events=events, schema=schema
+        )
 
     from ddbsearch import infra
 
@@ -144,21 +156,32 @@ def deploy(
         extra_vars=dict(terraform_vars or {}),
         state_bucket=state_bucket,
     )
-    return deploy_aws(settings, yes=yes, events=events)
+    return deploy_aws(settings, yes=yes, events=events, schema=schema)
 
 
 def _deploy_local(
-    *, table: str, keys: KeySpec | None, index: str | None, events: DeployEvents
+    *,
+    table: str,
+    keys: KeySpec | None,
+    index: str | None,
+    events: DeployEvents,
+    schema: SchemaOptions | None = None,
 ) -> DeployReport:
     from ddbsearch.local.deploy import deploy_local
 
     with events.progress("starting the local stack") as progress:
-        target = deploy_local(table=table, keys=keys, index=index, on_progress=progress)
+        target = deploy_local(
+            table=table, keys=keys, index=index, on_progress=progress, schema=schema
+        )
     return DeployReport(target)
 
 
 def deploy_aws(
-    settings: StackSettings, *, yes: bool = False, events: DeployEvents | None = None
+    settings: StackSettings,
+    *,
+    yes: bool = False,
+    events: DeployEvents | None = None,
+    schema: SchemaOptions | None = None,
 ) -> DeployReport:
     """Deploy ``settings`` to AWS with Terraform, adopting an existing table first."""
     from ddbsearch import infra
@@ -174,7 +197,7 @@ def deploy_aws(
     settings = replace(settings, adopt_table=adopted)
     with events.progress("starting") as progress:
         result = infra.deploy_stack(
-            settings, terraform=terraform, identity=identity, on_progress=progress
+            settings, terraform=terraform, identity=identity, on_progress=progress, schema=schema
         )
     return DeployReport(
         result.target,

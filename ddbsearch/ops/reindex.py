@@ -129,6 +129,61 @@ def plan_config(
     )
 
 
+@dataclass(frozen=True)
+class SchemaOptions:
+    """The document-model options ``deploy`` and ``reindex`` take (None: not given)."""
+
+    mapping: Mapping[str, Any] | None = None
+    include: Sequence[str] | None = None
+    exclude: Sequence[str] | None = None
+    version_attribute: str | None = None
+    ttl_deletes: str | None = None
+
+    @property
+    def given(self) -> bool:
+        return any(
+            v is not None
+            for v in (
+                self.mapping, self.include, self.exclude, self.version_attribute, self.ttl_deletes
+            )
+        )  # fmt: skip
+
+    def config(self, key_schema: Sequence[str]) -> GenerationConfig:
+        """The first generation's configuration; ConfigurationError (exit 2) when invalid."""
+        return plan_config(
+            None,
+            key_schema,
+            mapping=self.mapping,
+            include=self.include,
+            exclude=self.exclude,
+            version_attribute=self.version_attribute,
+            ttl_deletes=self.ttl_deletes,
+        )
+
+
+def first_generation_config(
+    transport: SearchTransport, index: str, schema: SchemaOptions | None, key_schema: Sequence[str]
+) -> GenerationConfig | None:
+    """The configuration deploy creates the first generation with (None: the default).
+
+    Refused when the index exists already with another configuration: that is
+    what ``reindex`` changes, without downtime.
+    """
+    from ddbsearch.errors import ConfigurationError
+
+    if schema is None or not schema.given:
+        return None
+    config = schema.config(key_schema)
+    gens = list_generations(transport, index)
+    serving = next((g for g in gens if g.serving), None)
+    if gens and (serving is None or serving.config != config):
+        raise ConfigurationError(
+            f"index {index!r} exists with another configuration",
+            hint="change it with 'ddbsearch reindex' (no downtime), not with deploy",
+        )
+    return config
+
+
 def describe_config(config: GenerationConfig | None) -> str:
     """One line for people: the id scheme and what differs from the defaults."""
     if config is None:
@@ -805,6 +860,7 @@ __all__ = [
     "ReindexEvents",
     "ReindexState",
     "ReindexSummary",
+    "SchemaOptions",
     "VerifyResult",
     "abort_reindex",
     "describe_config",

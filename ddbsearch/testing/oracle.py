@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ddbsearch.core.documents import InvalidDocument, document_id, to_document
+from ddbsearch.core.generations import GenerationConfig
 from ddbsearch.core.transport import SearchTransport
 from ddbsearch.errors import DdbsearchError, NotFoundError
 
@@ -51,14 +52,19 @@ class Expected:
     invalid: dict[str, str] = field(default_factory=dict)
 
 
-def expected_documents(items: Iterable[Mapping[str, Any]], key_names: Sequence[str]) -> Expected:
+def expected_documents(
+    items: Iterable[Mapping[str, Any]],
+    key_names: Sequence[str],
+    config: GenerationConfig | None = None,
+) -> Expected:
+    """``config``: the configuration of the generation compared (None: the original model)."""
     documents: dict[str, dict[str, Any]] = {}
     invalid: dict[str, str] = {}
     for item in items:
         keys = {name: item[name] for name in key_names}
-        doc_id = document_id(keys)
+        doc_id = document_id(keys, config)
         try:
-            documents[doc_id] = to_document(item)
+            documents[doc_id] = to_document(item, config, key_names)
         except InvalidDocument as exc:
             invalid[doc_id] = exc.reason
     return Expected(documents, invalid)
@@ -173,12 +179,13 @@ def diff_index(
     index: str,
     *,
     exclude: Collection[str] = (),
+    config: GenerationConfig | None = None,
 ) -> IndexDiff:
     """Read the whole table and the whole index and compare them.
 
     ``exclude``: ids expected to be absent although the model accepts their item
     (the index rejected them, e.g. a mapping conflict, and they were dead-lettered).
     """
-    expected = expected_documents(scan_items(ddb, table), key_names(ddb, table))
+    expected = expected_documents(scan_items(ddb, table), key_names(ddb, table), config)
     wanted = {i: d for i, d in expected.documents.items() if i not in exclude}
     return compare(wanted, index_documents(transport, index))

@@ -243,3 +243,52 @@ def test_a_legacy_index_migrates_behind_the_alias_in_the_swap(
     assert json.loads(result.stdout)["previous"] == [target.index]
     assert gens(target) == {f"{target.index}-000001": (True, False)}
     assert len(search_all(target)) == 20
+
+
+# --------------------------------------------------------------------------- deploy --mapping
+
+
+def test_deploy_validates_the_schema_before_anything_is_created(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import ddbsearch.local.deploy as local_deploy
+
+    calls: list[Any] = []
+    monkeypatch.setattr(local_deploy, "deploy_local", lambda **kw: calls.append(kw))
+    bad = mapping_file(tmp_path, {"createdAt": "datetime"})
+    for args, message in (
+        (["--mapping", bad], "unknown field type 'datetime'"),
+        (["--exclude", "userId"], "key attribute 'userId' cannot be excluded"),
+        (["--hash-key", "id:S", "--exclude", "id"], "key attribute 'id' cannot be excluded"),
+        (["--mapping", str(tmp_path / "nope.json")], "cannot read mapping file"),
+    ):
+        result = runner.invoke(app, ["deploy", "--local", *args])
+        assert result.exit_code == 2, result.stderr
+        assert message in result.stderr
+    assert calls == []
+
+
+def test_the_first_generation_is_built_with_the_deploy_schema(
+    ops_target: Callable[..., Target], cleanup: Any
+) -> None:
+    from ddbsearch.core.template import ensure_index
+    from ddbsearch.errors import ConfigurationError
+    from ddbsearch.ops.reindex import SchemaOptions, first_generation_config
+
+    target = ops_target(KEYS, index=False)
+    cleanup(target)
+    t = transport(target)
+    schema = SchemaOptions(mapping={"createdAt": "date"}, exclude=["notes"], ttl_deletes="keep")
+    config = first_generation_config(t, target.index, schema, ["userId", "transactionId"])
+    assert ensure_index(t, target.index, config=config)
+    (gen,) = list_generations(t, target.index)
+    assert gen.serving
+    assert gen.config == config
+    assert gen.config is not None
+    assert gen.config.id_scheme == "key-schema"
+    # Deploying again with the same schema is fine; another one is reindex's job.
+    assert first_generation_config(t, target.index, schema, ["userId", "transactionId"])
+    with pytest.raises(ConfigurationError, match="exists with another configuration"):
+        first_generation_config(
+            t, target.index, SchemaOptions(exclude=["x"]), ["userId", "transactionId"]
+        )
