@@ -523,12 +523,17 @@ def _table_has_source(ddb: Any, table: TableInfo, source: Mapping[str, Any]) -> 
 # --------------------------------------------------------------------------- run
 
 
-def _failure_line(generation: str, fill: BackfillSummary) -> str:
-    reason, _count = fill.failures.most_common(1)[0]
-    ids = ", ".join(repr(i) for i, _ in fill.failed_samples[:FIRST_KEYS])
+def _stopping(reason: str) -> bool:
+    """A failure that keeps the generation from serving (see run_reindex)."""
+    return not _model_refusal(reason) or "version attribute" in reason
+
+
+def _failure_line(generation: str, fill: BackfillSummary, refused: int) -> str:
+    reason = next(r for r, _ in fill.failures.most_common() if _stopping(r))
+    ids = ", ".join([repr(i) for i, why in fill.failed_samples if _stopping(why)][:FIRST_KEYS])
     return (
-        f"generation {generation!r} cannot be built: {fill.failed:,} row(s) refused "
-        f"({reason.removeprefix('PERMANENT: ')}); first ids: {ids}"
+        f"generation {generation!r} cannot be built: {refused:,} row(s) refused "
+        f"({reason.removeprefix('PERMANENT: ')}); first ids: {ids or '(not recorded)'}"
     )
 
 
@@ -666,14 +671,10 @@ def run_reindex(  # noqa: PLR0912, PLR0915 - one linear procedure, resumable at 
                 checkpoint_file=fill_checkpoint_path(target, state.generation),
             )
             summary.fill = fill
-            refused = sum(
-                n
-                for reason, n in fill.failures.items()
-                if not _model_refusal(reason) or "version attribute" in reason
-            )
+            refused = sum(n for reason, n in fill.failures.items() if _stopping(reason))
             if refused:
                 raise BuildFailed(
-                    _failure_line(state.generation, fill),
+                    _failure_line(state.generation, fill, refused),
                     hint="the serving generation is unchanged; fix the rows or the mapping, "
                     "then 'ddbsearch reindex' retries, or 'ddbsearch reindex --abort'",
                 )
