@@ -94,6 +94,7 @@ def _fill(quick: bool, count: int, rounds: int) -> dict[str, Any]:
             backfills.append(time.perf_counter() - t0)
             if summary.indexed != count:
                 raise RuntimeError(f"backfill indexed {summary.indexed}/{count}")
+            transport.request("DELETE", f"/{index}-000001")  # the same osmem for both runs
             index = f"rx-{n}"
             ensure_index(transport, index)
             gc.collect()
@@ -110,7 +111,7 @@ def _fill(quick: bool, count: int, rounds: int) -> dict[str, Any]:
             if result.fill.indexed != count or not result.swapped:
                 raise RuntimeError(f"reindex: {result.to_json()}")
             fills.append(result.fill.seconds)
-            for name in (f"plain-{n}-000001", f"rx-{n}-000002", f"rx-{n}-000001"):
+            for name in (f"rx-{n}-000002", f"rx-{n}-000001"):
                 transport.request("DELETE", f"/{name}")
     finally:
         if old_home is None:
