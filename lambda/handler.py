@@ -4,6 +4,9 @@ Thin on purpose: DynamoDB stream event in -> ``ddbsearch.core.stream`` ->
 ``{"batchItemFailures": [...]}`` out. Configuration comes from the environment
 (``OPENSEARCH_ENDPOINT``, ``INDEX_NAME``, ``AWS_REGION``, optional ``DLQ_URL``);
 it is read once per execution environment, when the module is loaded.
+``INDEX_NAME`` names the index's alias: the handler writes every generation the
+alias (and the building alias of a reindex) points to, and learns them from the
+domain, never from a redeploy (see docs/document-model.md, "Generations").
 """
 
 from __future__ import annotations

@@ -22,8 +22,9 @@ from typing import Any
 
 from ddbsearch.core.defaults import BULK_MAX_BYTES
 from ddbsearch.core.documents import Action
+from ddbsearch.core.errors import ConfigurationError
 from ddbsearch.core.pacing import backoff_delay
-from ddbsearch.core.transport import SearchTransport, TransportError
+from ddbsearch.core.transport import AccessDenied, SearchTransport, TransportError
 
 
 class Outcome(str, Enum):
@@ -51,6 +52,9 @@ class BulkReport:
     requests: int = 0
     retries: int = 0
     error_types: dict[str, int] = field(default_factory=dict)
+    # Set when the domain refused a request (401/403) and the indexer was asked
+    # to report refusals instead of raising them; its hint names the fix.
+    refused: AccessDenied | None = None
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for r in self.results if r.outcome is outcome)
@@ -69,21 +73,105 @@ _TRANSIENT_TYPES = frozenset(
         "index_not_found_exception",  # recreated before the retry
     }
 )
-# OpenSearch quotes offending values in some reasons ("Preview of field's value: ...",
-# "For input string: ...", an immense term's prefix); none of it may reach logs or
-# queues. Trailing value reports are cut and every quoted string is blanked.
-_VALUE_TAIL = re.compile(
-    r"\s*(Preview of field's value|The prefix of the first immense term is)\b.*$", re.DOTALL
-)
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+# What a rejected item's reason may say, by construction: the error types, the
+# field path and ddbsearch's own words. OpenSearch's reasons quote values (a
+# bracketed value in "Failed to parse value [x] ...", "Preview of field's value:
+# ...", "For input string: ...", an immense term's prefix, a geohash) and the
+# document id (built from key values), so no text of theirs is ever copied.
+_FIELD = r"\[([^\[\]]{1,256})\]"  # a field path in brackets
+_NAME = r"\[(\w{1,64})\]"  # a type name in brackets
+_LIMIT = r"\[(\d{1,9})\]"
+_SHAPES = tuple(
+    (re.compile(pattern), words)
+    for pattern, words in (
+        # failed to parse field [f] of type [t] in document with id '...'. Preview of ...
+        (rf"^failed to parse field {_FIELD} of type {_NAME}", "field '{0}' (mapped as {1}) "
+         "cannot take the item's value"),
+        # object mapping for [o] tried to parse field [f] as object, but found a concrete value
+        (rf"^object mapping for {_FIELD} tried to parse field \[[^\[\]]*\] as object",
+         "field '{0}' is an object in the index, the item has a plain value"),
+        # mapper [f] cannot be changed from type [a] to [b]
+        (rf"^mapper {_FIELD} cannot be changed from type {_NAME} to {_NAME}",
+         "field '{0}' is mapped as {1}, the item's value would need {2}"),
+        # Document contains at least one immense term in field="f" (whose UTF8 ...
+        (r'^Document contains at least one immense term in field="([^"]{1,256})"',
+         "field '{0}' has a term longer than 32,766 bytes"),
+        # mapping set to strict, dynamic introduction of [f] within [p] is not allowed
+        (rf"^mapping set to strict, dynamic introduction of {_FIELD}",
+         "field '{0}' is not in the index's strict mapping"),
+        (rf"^Limit of total fields {_LIMIT} has been exceeded",
+         "the index's limit of {0} fields would be exceeded"),
+        (rf"The depth of the field has exceeded the allowed limit of {_LIMIT}",
+         "the document nests deeper than the index's limit of {0}"),
+        (rf"^Limit of nested fields {_LIMIT} has been exceeded",
+         "the index's limit of {0} nested fields would be exceeded"),
+    )
+)  # fmt: skip
+_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,80}$")
 
 
-def _sanitize(reason: str) -> str:
-    return _QUOTED.sub("'…'", _VALUE_TAIL.sub("", reason))[:500]
+def _errors(error: Any) -> list[dict[str, Any]]:
+    """The error and its caused_by chain, outermost first (bounded)."""
+    chain: list[dict[str, Any]] = []
+    while isinstance(error, dict) and len(chain) < 5:
+        chain.append(error)
+        error = error.get("caused_by")
+    return chain
+
+
+def _etype(error: Any, status: int) -> str:
+    etype = error.get("type") if isinstance(error, dict) else None
+    return etype if isinstance(etype, str) and _TYPE_NAME.match(etype) else f"http_{status}"
+
+
+def describe_rejection(etype: str, error: Any) -> str:
+    """``<type>: <ddbsearch's words about the field>`` for a rejected item.
+
+    Built from parts only: error type names (checked to be identifiers), the
+    field path and type names OpenSearch puts in brackets in known message
+    shapes, limits (digits), and fixed words. Nothing else of the answer is kept.
+    """
+    chain = _errors(error)
+    causes = [c for c in (_etype(e, 0) for e in chain[1:]) if not c.startswith("http_")]
+    words = "OpenSearch refused the document"
+    for e in chain:
+        reason = e.get("reason")
+        if not isinstance(reason, str):
+            continue
+        found = _known_shape(reason)
+        if found is not None:
+            words = found
+            break
+    cause = f" (caused by {', '.join(dict.fromkeys(causes))})" if causes else ""
+    return f"{etype}: {words}{cause}"
+
+
+def _known_shape(reason: str) -> str | None:
+    for pattern, words in _SHAPES:
+        m = pattern.search(reason)
+        if m is not None:
+            return words.format(*m.groups())
+    return None
+
+
+class ForbiddenIndex(ConfigurationError):
+    """An action names an index outside the stack's own (its name or its generations)."""
 
 
 class BulkIndexer:
-    """Writes actions to one index through ``_bulk`` and reports each one's outcome."""
+    """Writes actions to one index (or its generations) through ``_bulk``; reports each outcome.
+
+    Bulks are POSTed to ``/<index>/_bulk``. An action may name its own target
+    (``Action.index``, for writing several generations in one request), but only
+    ``<index>`` itself or a generation ``<index>-NNNNNN``; anything else is refused
+    with :class:`ForbiddenIndex` before a byte is sent, so neither a bug nor a
+    crafted value can make the indexer write another index.
+
+    A 401/403 from the domain raises :class:`~ddbsearch.core.transport.AccessDenied`
+    (backfill, redrive: the command stops with the hint). With
+    ``report_refusals=True`` (the stream handler) it instead marks the items not
+    done, not retried within the run, and keeps the error in ``BulkReport.refused``.
+    """
 
     def __init__(
         self,
@@ -98,11 +186,14 @@ class BulkIndexer:
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
+        report_refusals: bool = False,
     ) -> None:
         self.transport = transport
         self.index = index
         self.max_bytes = max_bytes
-        self._path = "/_bulk?refresh=true" if refresh else "/_bulk"
+        self._path = f"/{index}/_bulk" + ("?refresh=true" if refresh else "")
+        self._targets = re.compile(re.escape(index) + r"(?:-[0-9]{6})?")
+        self._report_refusals = report_refusals
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._on_missing_index = on_missing_index
@@ -110,10 +201,20 @@ class BulkIndexer:
         self._jitter = jitter
         self._clock = clock
 
+    def allowed_target(self, name: str) -> bool:
+        """True for the index itself and its generations ``<index>-NNNNNN``."""
+        return self._targets.fullmatch(name) is not None
+
     def encode(self, action: Action) -> bytes:
+        target = action.index or self.index
+        if not self.allowed_target(target):
+            raise ForbiddenIndex(
+                f"refusing to write index {target!r}: the indexer writes only "
+                f"{self.index!r} and its generations {self.index}-NNNNNN"
+            )
         meta = {
             action.op: {
-                "_index": self.index,
+                "_index": target,
                 "_id": action.doc_id,
                 "version": action.version,
                 # external_gte: a redelivered record (same version) is applied
@@ -166,7 +267,7 @@ class BulkIndexer:
         if chunk:
             yield chunk
 
-    def _send(  # noqa: PLR0911 - one return per way a bulk request can end
+    def _send(  # noqa: PLR0911, PLR0912 - one return per way a bulk request can end
         self,
         chunk: list[int],
         actions: Sequence[Action],
@@ -175,6 +276,8 @@ class BulkIndexer:
         deadline: float,
     ) -> list[int]:
         """Send one request; record outcomes; return the indexes to retry."""
+        if report.refused is not None:  # refused once: the rest would be refused too
+            return self._mark(chunk, report, Outcome.TRANSIENT, "", report.refused.error_type)[:0]
         remaining = deadline - self._clock()
         if remaining <= 0:
             return chunk
@@ -190,6 +293,13 @@ class BulkIndexer:
             )
         except TransportError as exc:
             return self._mark(chunk, report, Outcome.TRANSIENT, str(exc), "connection_error")
+        except AccessDenied as exc:
+            if not self._report_refusals:
+                raise
+            # Not retried now: a role mapping or a policy does not change within
+            # seconds. The items stay not done; Lambda retries the batch.
+            report.refused = exc
+            return self._mark(chunk, report, Outcome.TRANSIENT, exc.message, exc.error_type)[:0]
         if resp.status == 413:
             if len(chunk) == 1:
                 return self._mark(
@@ -242,15 +352,13 @@ class BulkIndexer:
         if op == "delete" and status == 404 and "error" not in res:
             return ItemResult(Outcome.DELETED)  # already gone; the tombstone keeps its version
         error = res.get("error") or {}
-        etype = str(error.get("type", f"http_{status}")) if isinstance(error, dict) else "error"
+        etype = _etype(error, status)
         if status == 409 or etype == "version_conflict_engine_exception":
             return ItemResult(Outcome.STALE)
-        reason = _sanitize(str(error.get("reason", "")) if isinstance(error, dict) else str(error))
-        if isinstance(error, dict) and isinstance(error.get("caused_by"), dict):
-            reason = f"{reason}: {_sanitize(str(error['caused_by'].get('reason', '')))}"
+        reason = describe_rejection(etype, error)
         if status in _TRANSIENT_STATUS or etype in _TRANSIENT_TYPES:
-            return ItemResult(Outcome.TRANSIENT, f"{etype}: {reason}", etype)
-        return ItemResult(Outcome.PERMANENT, f"{etype}: {reason}", etype)
+            return ItemResult(Outcome.TRANSIENT, reason, etype)
+        return ItemResult(Outcome.PERMANENT, reason, etype)
 
     @staticmethod
     def _mark(

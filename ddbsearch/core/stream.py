@@ -11,16 +11,21 @@ sequence number, so every step is idempotent):
   goes on. Without a dead-letter queue such a record is reported as failed.
 - Transient failures are retried inside the time the invocation has left; what
   is still failing is reported from the first record not done.
+- The domain refusing access (401/403: fine-grained access control without a
+  role mapping, an access policy without the role) is not an exception: the
+  batch is reported through ``batchItemFailures`` (Lambda retries it), and the
+  log line counts the refusal and carries a hint naming the fix.
 - One JSON log line per invocation: counts, duration, ids; never item contents.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -31,11 +36,19 @@ from ddbsearch.core.documents import (
     InvalidDocument,
     action_from_record,
     document_id,
-    stream_version,
+    is_ttl_removal,
+    record_version,
 )
 from ddbsearch.core.errors import ConfigurationError
+from ddbsearch.core.generations import GenerationConfig
+from ddbsearch.core.lifecycle import (
+    LIVE_SET_TTL_SECONDS,
+    Generation,
+    GenerationError,
+    live_generations,
+)
 from ddbsearch.core.template import IndexSetupError, ensure_index
-from ddbsearch.core.transport import SearchTransport, TransportError
+from ddbsearch.core.transport import AccessDenied, SearchTransport, TransportError
 
 # Used when there is no Lambda context (tests, local tools).
 DEFAULT_BUDGET_SECONDS = 30.0
@@ -94,7 +107,12 @@ class _Counts:
     dead_lettered: int = 0
     retries: int = 0
     requests: int = 0
+    refused: int = 0
+    ttl_kept: int = 0
+    hint: str | None = None
     error_types: dict[str, int] = field(default_factory=dict)
+    generations: list[str] = field(default_factory=list)
+    per_generation: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 class DeadLetterQueue:
@@ -126,6 +144,9 @@ class DeadLetterQueue:
         return failed
 
 
+Slot = tuple[int, int]  # (record position, live-generation position)
+
+
 class Indexer:
     def __init__(
         self,
@@ -134,6 +155,7 @@ class Indexer:
         transport: SearchTransport | None = None,
         dlq: DeadLetterQueue | None = None,
         log: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.transport = transport or SearchTransport(
@@ -147,21 +169,45 @@ class Indexer:
             settings.index,
             max_bytes=settings.max_bytes,
             on_missing_index=self._index_gone,
+            report_refusals=True,
         )
-        self._index_ready = False
         self._log = log
+        self._clock = clock
+        self._live: list[Generation] | None = None
+        self._live_until = 0.0
 
     @classmethod
     def from_environment(cls) -> Indexer:
         return cls(Settings.from_environment())
 
+    # ------------------------------------------------------------------ live set
+
+    def live_generations(self) -> list[Generation]:
+        """The generations every change goes to (cached for LIVE_SET_TTL_SECONDS).
+
+        A fresh stack gets its first generation here; an index the read cannot
+        describe (an emulator, an index the alias read misses) is written as is.
+        """
+        now = self._clock()
+        if self._live is not None and now < self._live_until:
+            return self._live
+        index = self.settings.index
+        live = live_generations(self.transport, index)
+        if not live:
+            ensure_index(self.transport, index)
+            live = live_generations(self.transport, index) or [
+                Generation(index, None, serving=True, building=False, number=0)
+            ]
+        self._live, self._live_until = live, now + LIVE_SET_TTL_SECONDS
+        return live
+
     def _index_gone(self) -> None:
-        self._index_ready = False
-        try:
-            ensure_index(self.transport, self.settings.index)
-            self._index_ready = True
-        except (TransportError, IndexSetupError):
-            pass  # the items stay transient; the next attempt or invocation tries again
+        # A generation is gone (dropped, or the index deleted): read the aliases
+        # again, recreating the index if nothing is left.
+        self._live = None
+        # On failure the items stay transient; the next attempt or invocation tries again.
+        with contextlib.suppress(TransportError, IndexSetupError, GenerationError, AccessDenied):
+            self.live_generations()
 
     # ------------------------------------------------------------------ invoke
 
@@ -172,19 +218,22 @@ class Indexer:
         counts = _Counts(records=len(records))
         done = [False] * len(records)
 
-        if records and not self._index_ready:
+        live: list[Generation] | None = None
+        if records:
             try:
-                ensure_index(self.transport, self.settings.index)
-                self._index_ready = True
+                live = self.live_generations()
             except TransportError:
                 counts.error_types["connection_error"] = 1
-            except IndexSetupError as exc:
+            except AccessDenied as exc:
+                _refused(counts, exc, len(records))
+            except (IndexSetupError, GenerationError) as exc:
                 if not exc.transient:
                     raise
                 counts.error_types[f"http_{exc.status}"] = 1
 
-        if self._index_ready:
-            self._process(records, done, counts, deadline)
+        if live:
+            counts.generations = [g.name for g in live]
+            self._process(records, live, done, counts, deadline)
 
         failures = []
         first = next((i for i, ok in enumerate(done) if not ok), None)
@@ -197,88 +246,130 @@ class Indexer:
     def _process(
         self,
         records: Sequence[Mapping[str, Any]],
+        live: Sequence[Generation],
         done: list[bool],
         counts: _Counts,
         deadline: float,
     ) -> None:
-        # 1. Records -> actions; collapse to the last change per document.
-        last_for_id: dict[str, int] = {}
-        actions: dict[int, Action] = {}
-        invalid: dict[int, str] = {}
+        # 1. Collapse the batch to the last change per item (stream order).
+        last_for_key: dict[str, int] = {}
+        key_of: list[str] = []
         for i, record in enumerate(records):
-            try:
-                action = action_from_record(record)
-            except InvalidDocument as exc:
-                ddb = record["dynamodb"]
-                # Index nothing, delete any older copy: the index must not keep
-                # serving a version the table no longer has.
-                action = Action(
-                    "delete",
-                    document_id(ddb["Keys"]),
-                    _version_of(record),
-                    None,
-                    ddb["Keys"],
-                    ddb.get("SequenceNumber"),
-                )
-                invalid[i] = f"invalid_document: {exc.reason}"
-            actions[i] = action
-            last_for_id[action.doc_id] = i
-        winners = sorted(last_for_id.values())
-        covered_by = {i: last_for_id[a.doc_id] for i, a in actions.items()}
+            key = document_id(record["dynamodb"]["Keys"])
+            key_of.append(key)
+            last_for_key[key] = i
+        winners = sorted(last_for_key.values())
 
-        # 2. One bulk for the batch.
-        report = self.bulk.run([actions[i] for i in winners], deadline=deadline)
-        self._add(counts, report)
-        ok = {w: report.results[n].outcome.done for n, w in enumerate(winners)}
+        # 2. Each winner -> one action per live generation, built with its configuration.
+        slots: list[Slot] = []
+        actions: list[Action] = []
+        planned: dict[Slot, Action] = {}
+        rejected: dict[Slot, str] = {}
+        ok: dict[Slot, bool] = {}
+        for w in winners:
+            record = records[w]
+            for g, gen in enumerate(live):
+                config = gen.config
+                if config is not None and config.ttl_deletes == "keep" and is_ttl_removal(record):
+                    ok[(w, g)] = True  # an archive generation keeps what TTL deleted
+                    counts.ttl_kept += 1
+                    continue
+                # The collapse key is the key-name id: reuse it where it is the id.
+                known = key_of[w] if config is None or config.id_scheme == "key-name" else None
+                try:
+                    action = action_from_record(record, config, gen.name, doc_id=known)
+                except InvalidDocument as exc:
+                    rejected[(w, g)] = f"{exc.error_type}: {exc.reason}"
+                    counts.error_types[exc.error_type] = (
+                        counts.error_types.get(exc.error_type, 0) + 1
+                    )
+                    ok[(w, g)] = False
+                    try:
+                        # Index nothing, delete any older copy: the index must not
+                        # keep serving a version the table no longer has.
+                        action = _delete(record, config, gen.name)
+                    except InvalidDocument:
+                        continue  # no version to delete with (missing version attribute)
+                    planned[(w, g)] = action
+                    slots.append((w, g))
+                    actions.append(action)
+                    continue
+                planned[(w, g)] = action
+                slots.append((w, g))
+                actions.append(action)
 
-        # 3. Records that can never be indexed: dead-letter them, delete older copies.
-        rejected: dict[int, str] = {w: invalid[w] for w in winners if w in invalid}
-        for n, w in enumerate(winners):
-            result = report.results[n]
-            if result.outcome is Outcome.PERMANENT:
-                rejected[w] = result.reason or "permanent failure"
+        # 3. One bulk for the batch, across generations.
+        if actions:
+            report = self.bulk.run(actions, deadline=deadline)
+            self._add(counts, report, [live[g].name for _, g in slots])
+            for n, slot in enumerate(slots):
+                result = report.results[n]
+                if slot in rejected:
+                    continue  # its delete ran; the record is still rejected
+                ok[slot] = result.outcome.done
+                if result.outcome is Outcome.PERMANENT:
+                    rejected[slot] = result.reason or "permanent failure"
+
+        # 4. Records that can never be indexed (in some generation): dead-letter them.
         if rejected:
-            ok.update(self._reject(records, actions, rejected, counts, deadline))
+            ok.update(self._reject(records, live, planned, rejected, counts, deadline))
 
         for i in range(len(records)):
-            done[i] = ok.get(covered_by[i], False)
+            w = last_for_key[key_of[i]]
+            done[i] = all(ok.get((w, g), False) for g in range(len(live)))
 
-    def _reject(
+    def _reject(  # noqa: PLR0917 - private, called once
         self,
         records: Sequence[Mapping[str, Any]],
-        actions: Mapping[int, Action],
-        rejected: Mapping[int, str],
+        live: Sequence[Generation],
+        planned: Mapping[Slot, Action],
+        rejected: Mapping[Slot, str],
         counts: _Counts,
         deadline: float,
-    ) -> dict[int, bool]:
-        """Dead-letter the rejected records; returns which of them are now done."""
-        positions = sorted(rejected)
+    ) -> dict[Slot, bool]:
+        """Dead-letter the rejected records; returns which of their slots are now done."""
+        slots = sorted(rejected)
         if self.dlq is None:
-            return dict.fromkeys(positions, False)
+            return dict.fromkeys(slots, False)
         # Index ops that failed permanently still have an older copy to delete.
-        followups = [i for i in positions if actions[i].op == "index"]
-        deleted_ok = {i: True for i in positions}
+        followups = [s for s in slots if s in planned and planned[s].op == "index"]
+        deleted_ok = dict.fromkeys(slots, True)
         if followups:
             deletes = [
-                Action("delete", actions[i].doc_id, actions[i].version, None, actions[i].keys)
-                for i in followups
+                Action(
+                    "delete",
+                    planned[s].doc_id,
+                    planned[s].version,
+                    None,
+                    planned[s].keys,
+                    None,
+                    planned[s].index,
+                )
+                for s in followups
             ]
             report = self.bulk.run(deletes, deadline=deadline)
             counts.requests += report.requests
             counts.retries += report.retries
-            for n, i in enumerate(followups):
-                deleted_ok[i] = report.results[n].outcome.done
-        messages = [_dead_letter(records[i], actions[i], rejected[i]) for i in positions]
+            for n, s in enumerate(followups):
+                deleted_ok[s] = report.results[n].outcome.done
+        by_record: dict[int, list[Slot]] = {}
+        for s in slots:
+            by_record.setdefault(s[0], []).append(s)
+        positions = sorted(by_record)
+        messages = [
+            _dead_letter(records[w], live, planned, rejected, by_record[w]) for w in positions
+        ]
         unsent = self.dlq.send(messages)
-        result = {}
-        for n, i in enumerate(positions):
+        result: dict[Slot, bool] = {}
+        for n, w in enumerate(positions):
             sent = n not in unsent
             counts.dead_lettered += sent
-            result[i] = sent and deleted_ok[i]
+            for s in by_record[w]:
+                result[s] = sent and deleted_ok[s]
         return result
 
     @staticmethod
-    def _add(counts: _Counts, report: BulkReport) -> None:
+    def _add(counts: _Counts, report: BulkReport, targets: Sequence[str]) -> None:
         counts.indexed += report.count(Outcome.INDEXED)
         counts.deleted += report.count(Outcome.DELETED)
         counts.stale += report.count(Outcome.STALE)
@@ -286,11 +377,20 @@ class Indexer:
         counts.requests += report.requests
         for k, v in report.error_types.items():
             counts.error_types[k] = counts.error_types.get(k, 0) + v
+        if report.refused is not None:
+            counts.refused += sum(
+                1 for r in report.results if r.error_type == report.refused.error_type
+            )
+            counts.hint = report.refused.hint
+        if len(set(targets)) > 1:
+            for name, result in zip(targets, report.results, strict=True):
+                per = counts.per_generation.setdefault(name, {})
+                per[result.outcome.value] = per.get(result.outcome.value, 0) + 1
 
     def _emit(
         self, context: Any, counts: _Counts, started: float, failures: list[dict[str, str]]
     ) -> None:
-        line = {
+        line: dict[str, Any] = {
             "level": "ERROR" if failures else "INFO",
             "message": "batch processed",
             "request_id": getattr(context, "aws_request_id", None),
@@ -303,13 +403,41 @@ class Indexer:
             "dead_lettered": counts.dead_lettered,
             "retries": counts.retries,
             "requests": counts.requests,
+            "refused": counts.refused,
             "error_types": counts.error_types,
             "first_failed_sequence_number": failures[0]["itemIdentifier"] if failures else None,
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
         }
+        if counts.ttl_kept:
+            line["ttl_kept"] = counts.ttl_kept
+        if len(counts.generations) > 1:
+            line["generations"] = counts.generations
+            line["per_generation"] = counts.per_generation
+        if counts.hint:
+            line["hint"] = counts.hint
         out = self._log or sys.stdout
         out.write(json.dumps(line, separators=(",", ":")) + "\n")
         out.flush()
+
+
+def _delete(record: Mapping[str, Any], config: GenerationConfig | None, index: str) -> Action:
+    ddb = record["dynamodb"]
+    keys = ddb["Keys"]
+    return Action(
+        "delete",
+        document_id(keys, config),
+        record_version(record, config),
+        None,
+        keys,
+        ddb.get("SequenceNumber"),
+        index,
+    )
+
+
+def _refused(counts: _Counts, exc: AccessDenied, records: int) -> None:
+    counts.refused += records
+    counts.error_types[exc.error_type] = counts.error_types.get(exc.error_type, 0) + records
+    counts.hint = exc.hint
 
 
 def _budget(context: Any) -> float:
@@ -321,21 +449,29 @@ def _budget(context: Any) -> float:
     return max(0.0, remaining - max(1.0, min(5.0, remaining * 0.1)))
 
 
-def _version_of(record: Mapping[str, Any]) -> int:
-    return stream_version(float(record["dynamodb"]["ApproximateCreationDateTime"]))
-
-
-def _dead_letter(record: Mapping[str, Any], action: Action, reason: str) -> dict[str, Any]:
+def _dead_letter(
+    record: Mapping[str, Any],
+    live: Sequence[Generation],
+    planned: Mapping[Slot, Action],
+    rejected: Mapping[Slot, str],
+    slots: Sequence[Slot],
+) -> dict[str, Any]:
     ddb = record["dynamodb"]
-    return {
+    first = slots[0]
+    action = planned.get(first)
+    message = {
         "source": "ddbsearch",
-        "reason": reason,
+        "reason": rejected[first],
         "eventID": record.get("eventID"),
         "eventName": record.get("eventName"),
         "eventSourceARN": record.get("eventSourceARN"),
         "sequenceNumber": ddb.get("SequenceNumber"),
         "approximateCreationDateTime": ddb.get("ApproximateCreationDateTime"),
         "keys": ddb["Keys"],
-        "documentId": action.doc_id,
-        "version": action.version,
+        "documentId": action.doc_id if action else document_id(ddb["Keys"], live[first[1]].config),
+        "version": action.version if action else None,
     }
+    if len(live) > 1:
+        # Which generations refused it, and why (a reindex may index it in one only).
+        message["generations"] = {live[g].name: rejected[(w, g)] for w, g in slots}
+    return message

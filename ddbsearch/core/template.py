@@ -3,7 +3,10 @@
 The mapping must take every value DynamoDB can store without a mapping conflict:
 - every number maps to ``double`` (integers and decimals can mix in one
   attribute, and DynamoDB's range 1E-130 .. 1E+125 overflows the ``float`` that
-  OpenSearch's dynamic mapping would pick for decimals);
+  OpenSearch's dynamic mapping would pick for decimals), with an exact ``long``
+  sub-field (``amount.long``) that holds the integers of signed 64-bit range and
+  skips every other value (``coerce: false`` + ``ignore_malformed``), so integers
+  filter and sort exactly beyond 2^53 without a long-versus-double conflict;
 - every string maps to ``text`` (searchable) with a ``keyword`` sub-field
   (filters, sorting, aggregations); binary arrives as base64 text;
 - no date or numeric detection, so "2024-01-01" or "42" in a string attribute
@@ -13,11 +16,15 @@ The mapping must take every value DynamoDB can store without a mapping conflict:
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from typing import TYPE_CHECKING, Any
 
 from ddbsearch.core.documents import MAX_DEPTH
 from ddbsearch.core.errors import DdbsearchError
 from ddbsearch.core.transport import SearchTransport
+
+if TYPE_CHECKING:
+    from ddbsearch.core.generations import GenerationConfig
 
 TEMPLATE_PREFIX = "ddbsearch-"
 
@@ -35,6 +42,18 @@ class IndexSetupError(DdbsearchError):
 
 
 KEYWORD_IGNORE_ABOVE = 256
+EXACT_INTEGER_SUBFIELD = "long"
+
+# Numbers, whatever JSON kind the first value has: the same mapping, so an
+# attribute mixing integers and decimals never conflicts.
+NUMBER_MAPPING: dict[str, Any] = {
+    "type": "double",
+    "fields": {EXACT_INTEGER_SUBFIELD: {"type": "long", "coerce": False, "ignore_malformed": True}},
+}
+
+
+def _number() -> dict[str, Any]:
+    return copy.deepcopy(NUMBER_MAPPING)
 
 
 def index_body() -> dict[str, Any]:
@@ -52,8 +71,8 @@ def index_body() -> dict[str, Any]:
             "date_detection": False,
             "numeric_detection": False,
             "dynamic_templates": [
-                {"integers": {"match_mapping_type": "long", "mapping": {"type": "double"}}},
-                {"decimals": {"match_mapping_type": "double", "mapping": {"type": "double"}}},
+                {"integers": {"match_mapping_type": "long", "mapping": _number()}},
+                {"decimals": {"match_mapping_type": "double", "mapping": _number()}},
                 {
                     "strings": {
                         "match_mapping_type": "string",
@@ -83,13 +102,24 @@ def index_template(index: str) -> dict[str, Any]:
     }
 
 
-def ensure_index(transport: SearchTransport, index: str, *, update_template: bool = False) -> bool:
-    """Make sure the index exists with ddbsearch's settings; True if it was created.
+def ensure_index(
+    transport: SearchTransport,
+    index: str,
+    *,
+    update_template: bool = False,
+    config: GenerationConfig | None = None,
+) -> bool:
+    """Make sure the index exists; True if this call created it.
 
-    Idempotent and safe to race: the handler calls it on a cold start, deploy
-    with ``update_template=True`` to refresh the template of an existing index
-    (which applies to the index only when it is recreated).
+    A fresh stack (no alias, no index of that name) gets its first generation,
+    ``<index>-000001`` behind the alias ``<index>``, built with ``config`` (default:
+    the original document model). An existing alias or concrete index is kept as
+    it is. Idempotent and safe to race: the handler calls it on a cold start,
+    deploy with ``update_template=True`` to refresh the index template (which
+    applies to a concrete index only when it is recreated).
     """
+    from ddbsearch.core.lifecycle import GenerationError, create_first_generation
+
     head = transport.request("HEAD", f"/{index}")
     if head.status == 200 and not update_template:
         return False
@@ -100,9 +130,7 @@ def ensure_index(transport: SearchTransport, index: str, *, update_template: boo
         )
     if head.status == 200:
         return False
-    created = transport.json("PUT", f"/{index}", {})
-    if created.status < 300:
-        return True
-    if b"resource_already_exists_exception" in created.body:
-        return False  # another invocation won the race
-    raise IndexSetupError(f"could not create index {index!r} ({created.status})", created.status)
+    try:
+        return create_first_generation(transport, index, config)
+    except GenerationError as exc:
+        raise IndexSetupError(exc.message, exc.status) from None

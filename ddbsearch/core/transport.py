@@ -23,6 +23,58 @@ class TransportError(Exception):
     """The request did not get an HTTP answer (connection refused or reset, timeout)."""
 
 
+class AccessDenied(AuthError):
+    """The domain answered 401/403: this identity may not do what was asked.
+
+    ``error_type`` says which gate refused, so the hint can name the fix:
+    ``security_exception`` (fine-grained access control: the identity's IAM role
+    is not mapped to an OpenSearch role allowed to do this), ``access_denied``
+    (the domain's resource-based access policy, or the identity's IAM policy,
+    does not allow the HTTP action on this path) or ``unauthorized`` (401: the
+    signature or credentials were not accepted). The message never quotes the
+    domain's answer: a security_exception names users and backend roles.
+    """
+
+    def __init__(self, status: int, error_type: str, message: str, hint: str) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.error_type = error_type
+
+
+_ACCESS_HINTS = {
+    "security_exception": (
+        "fine-grained access control denied it (security_exception)",
+        "map this identity's IAM role to an OpenSearch role that may do this "
+        "(security plugin role mapping, backend role = the role ARN)",
+    ),
+    "access_denied": (
+        "the access policy does not allow it",
+        "allow this identity's role in the domain access policy "
+        "(es:ESHttp* actions on the index path)",
+    ),
+    "unauthorized": (
+        "the credentials were not accepted",
+        "check the credentials, the region and that requests are SigV4-signed for service es",
+    ),
+}
+
+
+def access_denied(status: int, body: bytes) -> AccessDenied:
+    """Classify a 401/403 answer by which gate refused it (never quoting the answer)."""
+    if status == 401:
+        kind = "unauthorized"
+    elif b"security_exception" in body:
+        kind = "security_exception"
+    else:
+        # IAM / resource policy denials ("User: ... is not authorized to perform:
+        # es:ESHttpPost ...") and anything else a 403 says.
+        kind = "access_denied"
+    what, hint = _ACCESS_HINTS[kind]
+    return AccessDenied(
+        status, kind, f"the search endpoint refused the request ({status}): {what}", hint
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Response:
     status: int
@@ -90,10 +142,7 @@ class SearchTransport:
         except urllib3.exceptions.HTTPError as exc:
             raise TransportError(f"{method} {path}: {type(exc).__name__}") from None
         if resp.status in (401, 403) and not _is_cluster_block(resp.data):
-            raise AuthError(
-                f"the search endpoint refused the request ({resp.status})",
-                hint="check that this identity is allowed by the domain access policy",
-            )
+            raise access_denied(resp.status, resp.data)
         return Response(resp.status, resp.data)
 
     def json(self, method: str, path: str, payload: Any = None) -> Response:

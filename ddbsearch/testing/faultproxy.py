@@ -30,6 +30,7 @@ class Fault:
     status: int = 503
     seconds: float = 0.0
     every: int = 2  # reject_items: every N-th item of the bulk gets ``status``
+    body: bytes = b'{"error":"injected"}'  # status: the answer's body (e.g. a 403's)
 
 
 @dataclass
@@ -109,7 +110,7 @@ class FaultProxy:
             return len(self._faults)
 
     def _next_fault(self, path: str) -> Fault | None:
-        if not path.startswith(self.path_prefix):
+        if not _matches(path, self.path_prefix):
             return None
         with self._lock:
             if self._faults:
@@ -216,7 +217,7 @@ class FaultProxy:
                 if fault is not None and fault.kind == "delay":
                     time.sleep(fault.seconds)
                 if fault is not None and fault.kind == "status":
-                    status, data, ctype = fault.status, b'{"error":"injected"}', "application/json"
+                    status, data, ctype = fault.status, fault.body, "application/json"
                 elif fault is not None and fault.kind == "reject_items" and body:
                     status, data, ctype = proxy._reject_items(fault, body, headers, self.path)
                 else:
@@ -231,3 +232,10 @@ class FaultProxy:
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
 
         return Handler
+
+
+def _matches(path: str, prefix: str) -> bool:
+    """``/_bulk`` names bulk requests wherever they are sent: ``/_bulk`` or ``/<index>/_bulk``."""
+    if path.startswith(prefix):
+        return True
+    return prefix == "/_bulk" and path.split("?", 1)[0].endswith("/_bulk")

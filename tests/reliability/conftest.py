@@ -154,7 +154,7 @@ class Gate:
         with self._lock:
             self._in_flight += 1
             release = None
-            if self._armed is not None and path.startswith("/_bulk"):
+            if self._armed is not None and path.split("?", 1)[0].endswith("/_bulk"):
                 release, self._armed = self._armed, None
         try:
             if release is not None:

@@ -35,7 +35,7 @@ CASES: list[tuple[str, dict[str, Any], str | None]] = [
     (
         "conflict",
         {"amount": {"S": f"ten {SENTINEL}"}},
-        "mapper_parsing_exception: failed to parse field [amount] of type [double]",
+        "mapper_parsing_exception: field 'amount' (mapped as double) cannot take",
     ),
     ("reserved-id", {"_id": {"S": SENTINEL}}, "invalid_document: reserved field name '_id'"),
     (
@@ -54,14 +54,14 @@ CASES: list[tuple[str, dict[str, Any], str | None]] = [
     (
         "deep-for-index",
         {"deep": _nested(8)},
-        "mapper_parsing_exception: failed to parse: The depth of the field has exceeded",
+        "mapper_parsing_exception: the document nests deeper than the index's limit of 5",
     ),
     # ... and deeper than ddbsearch's model allows at all (DynamoDB stops at 32).
     ("deep-for-model", {"deep": _nested(40)}, "invalid_document: attribute 'deep.k.k"),
     (
         "too-many-fields",
         {f"f{i}": {"N": str(i)} for i in range(1001)},
-        "illegal_argument_exception: Limit of total fields [1000] has been exceeded",
+        "illegal_argument_exception: the index's limit of 1000 fields would be exceeded",
     ),
     # A key at DynamoDB's 2,048-byte limit: a hashed _id, not an error.
     ("x" * 2048, {"amount": {"N": "3"}}, None),
@@ -122,6 +122,6 @@ def test_a_mapping_conflict_reason_does_not_carry_the_value(pipeline: Any) -> No
     p.drain()
     (letter,) = p.dead_letters()
     assert letter["reason"].startswith(
-        "mapper_parsing_exception: failed to parse field [amount] of type [double]"
+        "mapper_parsing_exception: field 'amount' (mapped as double) cannot take"
     )
     assert SENTINEL not in json.dumps(letter)

@@ -166,7 +166,7 @@ INVALID_KINDS = {
     "reserved": ({"_id": {"S": SENTINEL}}, "invalid_document: reserved field name '_id'"),
     "conflict": (
         {"conflict": {"S": f"not a number {SENTINEL}"}},
-        "mapper_parsing_exception: failed to parse field [conflict] of type [double]",
+        "mapper_parsing_exception: field 'conflict' (mapped as double) cannot take",
     ),
 }
 FAULTS = ["none", "outage", "restart", "kill", "slow", "replay", "backfill", "redrive"]

@@ -64,7 +64,12 @@ def test_sets_become_sorted_arrays() -> None:
     [
         ("9223372036854775807", 9223372036854775807),  # int64 max stays exact
         ("-9223372036854775808", -9223372036854775808),
-        ("9223372036854775808", 9.223372036854776e18),  # beyond int64: nearest double
+        # Beyond int64: a double, but never exactly ±2^63 (the long sub-field would read
+        # it as Long.MAX/MIN): one step further from zero.
+        ("9223372036854775808", 9.223372036854777856e18),
+        ("-9223372036854775809", -9.223372036854777856e18),
+        ("9223372036854775807.5", 9.223372036854777856e18),
+        ("9223372036854777857", 9.223372036854777856e18),
         ("1E+125", 1e125),
         ("9.9999999999999999999999999999999999999E+125", 1e126),
         ("1E-130", 1e-130),
@@ -301,3 +306,19 @@ def test_backfill_row_without_its_key_is_invalid() -> None:
 def test_decimal_input_round_trip() -> None:
     # boto3's TypeSerializer writes Decimal as N text; the model reads it back exactly.
     assert to_document({"n": {"N": str(Decimal("123.456"))}}) == {"n": 123.456}
+
+
+def test_ids_are_exact_for_all_38_digits_of_dynamodb_numbers() -> None:
+    # Keys that differ only at the 38th significant digit are two items in DynamoDB.
+    a = "1234567890123456789012345678901234567" + "8"
+    b = "1234567890123456789012345678901234567" + "9"
+    assert document_id({"k": {"N": a}}) == a
+    assert document_id({"k": {"N": b}}) == b
+    assert document_id({"k": {"N": "-" + a}}) != document_id({"k": {"N": "-" + b}})
+    small = "0.00000000000000000000000000000000000000000000000000001234567890123456789012345678"
+    assert document_id({"k": {"N": small}}) == small
+    assert document_id({"k": {"N": "9.9999999999999999999999999999999999999E+125"}}) == (
+        "99999999999999999999999999999999999999" + "0" * 88
+    )
+    # Canonical form still merges spellings of one number, as DynamoDB does.
+    assert document_id({"k": {"N": a + ".000"}}) == document_id({"k": {"N": a[:-1] + "8E0"}})

@@ -13,31 +13,54 @@ from typing import Any
 
 import pytest
 
-from ddbsearch.core.bulk import BulkIndexer, Outcome
+from ddbsearch.core.bulk import BulkIndexer, ForbiddenIndex, Outcome
 from ddbsearch.core.documents import Action
 from ddbsearch.core.stream import Indexer, Settings
-from ddbsearch.core.transport import Response, TransportError
-from ddbsearch.errors import ConfigurationError
+from ddbsearch.core.transport import Response, TransportError, access_denied
+from ddbsearch.errors import AuthError, ConfigurationError
 
 Reply = Callable[[list[dict[str, Any]]], Any]
 
 
 class FakeSearch:
-    """Answers HEAD/PUT for the index and _bulk by a per-call script.
+    """A small domain: indices with aliases and ``_meta``, and ``_bulk`` answered by a script.
 
     A script entry is a function of the bulk ops that returns a Response, a list
-    of per-item (status, error_type) tuples, or raises TransportError.
+    of per-item (status, error_type) tuples, or raises TransportError. Without a
+    script every item succeeds. ``docs`` holds (index, id) -> (version, source).
     """
 
-    def __init__(self, script: Sequence[Reply] = ()) -> None:
+    def __init__(self, script: Sequence[Reply] = (), index: str = "idx") -> None:
         self.timeout = 30.0
         self.script = list(script)
         self.bulks: list[list[dict[str, Any]]] = []
-        self.index_exists = True
-        self.docs: dict[str, tuple[int, Any]] = {}
+        self.calls: list[str] = []
+        self.base = index
+        # name -> {"aliases": set of alias names, "meta": the mapping's _meta or None}
+        self.indices: dict[str, dict[str, Any]] = {index: {"aliases": set(), "meta": None}}
+        self.docs_by_index: dict[str, dict[str, tuple[int, Any]]] = {}
+
+    @property
+    def index_exists(self) -> bool:
+        return bool(self.indices)
+
+    @index_exists.setter
+    def index_exists(self, value: bool) -> None:
+        if not value:
+            self.indices.clear()
+
+    @property
+    def docs(self) -> dict[str, tuple[int, Any]]:
+        """Documents of the legacy index (or of the only index there is)."""
+        return self.docs_by_index.setdefault(self.base, {})
 
     def json(self, method: str, path: str, payload: Any = None) -> Response:
         return self.request(method, path, json.dumps(payload).encode())
+
+    def _resolve(self, name: str) -> list[str]:
+        if name in self.indices:
+            return [name]
+        return [n for n, i in self.indices.items() if name in i["aliases"]]
 
     def request(
         self,
@@ -48,12 +71,51 @@ class FakeSearch:
         content_type: str = "application/json",
         timeout: float | None = None,
     ) -> Response:
+        self.calls.append(f"{method} {path}")
+        route = path.split("?", maxsplit=1)[0]
         if method == "HEAD":
-            return Response(200 if self.index_exists else 404, b"")
-        if method == "PUT":
-            self.index_exists = True
+            return Response(200 if self._resolve(route.strip("/")) else 404, b"")
+        if method == "GET":
+            found = {
+                n: {
+                    "aliases": {a: {} for a in self.indices[n]["aliases"]},
+                    "mappings": {"_meta": self.indices[n]["meta"]}
+                    if self.indices[n]["meta"]
+                    else {},
+                }
+                for expr in route.strip("/").split(",")
+                for n in (
+                    [x for x in self.indices if x.startswith(expr[:-1])]
+                    if expr.endswith("*")
+                    else self._resolve(expr)
+                )
+            }
+            return Response(200, json.dumps(found).encode())
+        if method == "PUT" and route.startswith("/_index_template/"):
             return Response(200, b"{}")
-        assert path.startswith("/_bulk")
+        if method == "PUT":
+            name = route.strip("/")
+            if name in self.indices:
+                return Response(400, b'{"error":{"type":"resource_already_exists_exception"}}')
+            spec = json.loads(body or b"{}")
+            self.indices[name] = {
+                "aliases": set(spec.get("aliases") or {}),
+                "meta": (spec.get("mappings") or {}).get("_meta"),
+            }
+            return Response(200, b"{}")
+        if method == "DELETE":
+            return Response(200 if self.indices.pop(route.strip("/"), None) else 404, b"{}")
+        if method == "POST" and route == "/_aliases":
+            for action in json.loads(body or b"{}")["actions"]:
+                ((op, spec),) = action.items()
+                if op == "add":
+                    self.indices[spec["index"]]["aliases"].add(spec["alias"])
+                elif op == "remove":
+                    self.indices[spec["index"]]["aliases"].discard(spec["alias"])
+                else:
+                    self.indices.pop(spec["index"])
+            return Response(200, b"{}")
+        assert route == f"/{self.base}/_bulk", path
         assert body is not None
         ops = _parse_bulk(body)
         self.bulks.append(ops)
@@ -82,10 +144,13 @@ class FakeSearch:
 
     def _apply(self, ops: list[dict[str, Any]]) -> None:
         for op in ops:
+            targets = self._resolve(op["_index"])
+            target = targets[0] if targets else op["_index"]  # auto-created, as OpenSearch does
+            docs = self.docs_by_index.setdefault(target, {})
             if op["op"] == "delete":
-                self.docs.pop(op["_id"], None)
+                docs.pop(op["_id"], None)
             else:
-                self.docs[op["_id"]] = (op["version"], op["doc"])
+                docs[op["_id"]] = (op["version"], op["doc"])
 
 
 def _parse_bulk(body: bytes) -> list[dict[str, Any]]:
@@ -293,7 +358,7 @@ def test_missing_index_is_created_before_indexing(load_event: Any) -> None:
 def test_index_setup_failing_transiently_reports_the_batch(load_event: Any) -> None:
     class Busy(FakeSearch):
         def request(self, method: str, path: str, body: bytes | None = None, **kw: Any) -> Response:
-            if method in ("HEAD", "PUT"):
+            if method in ("HEAD", "PUT", "GET"):
                 return Response(404 if method == "HEAD" else 503, b"")
             return super().request(method, path, body, **kw)
 
@@ -418,6 +483,103 @@ def test_reasons_never_carry_field_values() -> None:
     report = BulkIndexer(search, "idx").run(_actions(1), deadline=float("inf"))  # type: ignore[arg-type]
     assert report.results[0].outcome is Outcome.PERMANENT
     assert report.results[0].reason == (
-        "mapper_parsing_exception: failed to parse field [x] of type [double] in document"
-        " with id '…'.: For input string: '…'"
+        "mapper_parsing_exception: field 'x' (mapped as double) cannot take the item's value"
+        " (caused by number_format_exception)"
     )
+
+
+def test_bulks_go_to_the_index_path_and_name_only_its_generations() -> None:
+    search = FakeSearch()
+    bulk = BulkIndexer(search, "idx")  # type: ignore[arg-type]
+    actions = [
+        Action("index", "a", 1, {"n": 1}, {}),
+        Action("index", "a", 1, {"n": 1}, {}, index="idx-000002"),
+        Action("delete", "b", 1, None, {}, index="idx"),
+    ]
+    assert bulk.run(actions, deadline=float("inf")).count(Outcome.INDEXED) == 2
+    assert [o["_index"] for o in search.bulks[0]] == ["idx", "idx-000002", "idx"]
+
+
+@pytest.mark.parametrize(
+    "other", ["other", "idx2", "idx-1", "idx-0000001", "idx-building", "idx-000001,other", "*"]
+)
+def test_a_bulk_naming_any_other_index_is_refused_before_sending(other: str) -> None:
+    search = FakeSearch()
+    bulk = BulkIndexer(search, "idx")  # type: ignore[arg-type]
+    good = Action("index", "a", 1, {"n": 1}, {})
+    with pytest.raises(ForbiddenIndex, match="refusing to write index"):
+        bulk.run([good, Action("index", "b", 1, {}, {}, index=other)], deadline=float("inf"))
+    assert search.bulks == []
+
+
+FGAC_403 = Response(
+    403,
+    b'{"error":{"root_cause":[{"type":"security_exception","reason":"no permissions for'
+    b" [indices:data/write/bulk] and User [name=arn:aws:iam::123456789012:role/indexer,"
+    b' backend_roles=[arn:aws:iam::123456789012:role/indexer], requestedTenant=null]"}],'
+    b'"type":"security_exception","reason":"no permissions"},"status":403}',
+)
+POLICY_403 = Response(
+    403,
+    b'{"Message":"User: arn:aws:sts::123456789012:assumed-role/indexer/fn is not authorized'
+    b" to perform: es:ESHttpPost because no resource-based policy allows the es:ESHttpPost"
+    b' action"}',
+)
+
+
+class Refusing(FakeSearch):
+    """A domain that answers 403 to everything from ``refuse_from`` on (HEAD and PUT too)."""
+
+    def __init__(self, answer: Response, refuse: Sequence[str] = ("HEAD", "PUT", "POST")) -> None:
+        super().__init__()
+        self.answer = answer
+        self.refuse = set(refuse)
+        self.calls: list[str] = []
+
+    def request(self, method: str, path: str, body: bytes | None = None, **kw: Any) -> Response:
+        self.calls.append(f"{method} {path}")
+        if method in self.refuse:
+            raise access_denied(self.answer.status, self.answer.body)
+        return super().request(method, path, body, **kw)
+
+
+@pytest.mark.parametrize(
+    ("answer", "etype", "fix"),
+    [(FGAC_403, "security_exception", "role mapping"), (POLICY_403, "access_denied", "policy")],
+)
+@pytest.mark.parametrize("refuse", [("POST",), ("HEAD", "PUT", "POST")])
+def test_a_refusing_domain_is_a_counted_error_with_a_hint_and_the_batch_is_retried(
+    load_event: Any, answer: Response, etype: str, fix: str, refuse: tuple[str, ...]
+) -> None:
+    event = load_event("insert_modify_remove")
+    search = Refusing(answer, refuse)
+    dlq = FakeDLQ()
+    indexer, log = make_indexer(search, dlq)
+    # Not an exception (which would bisect the batch for hours): every record is
+    # reported, so Lambda retries the whole batch once the fix is applied.
+    assert indexer.handle(event, Context()) == {
+        "batchItemFailures": [{"itemIdentifier": seqs(event)[0]}]
+    }
+    assert dlq.messages == []  # a refusal is no reason to give records up
+    # Refused once, not retried within the invocation.
+    assert sum(c.startswith("POST") for c in search.calls) <= 1
+    line = json.loads(log.getvalue())
+    assert line["level"] == "ERROR"
+    assert line["failed"] == 4
+    assert line["refused"] >= 1
+    assert etype in line["error_types"]
+    assert fix in line["hint"]
+    assert "123456789012" not in log.getvalue()  # the domain's answer is not quoted
+
+    # Once the fix is applied, the same batch goes through.
+    search.refuse = set()
+    indexer._log = log = io.StringIO()
+    assert indexer.handle(event, Context()) == {"batchItemFailures": []}
+    assert "hint" not in json.loads(log.getvalue())
+
+
+def test_backfill_style_callers_still_get_the_refusal_raised() -> None:
+    bulk = BulkIndexer(Refusing(FGAC_403), "idx")  # type: ignore[arg-type]
+    with pytest.raises(AuthError, match=r"refused the request \(403\)") as caught:
+        bulk.run(_actions(1), deadline=float("inf"))
+    assert "role mapping" in str(caught.value)

@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 from botocore.credentials import Credentials
 
-from ddbsearch.core.transport import SearchTransport, TransportError
+from ddbsearch.core.transport import SearchTransport, TransportError, access_denied
 from ddbsearch.errors import AuthError
 
 
 class _Recorder(BaseHTTPRequestHandler):
     seen: list[dict[str, str]] = []  # noqa: RUF012 - per-test reset below
     status = 200
+    body = b'{"ok":true}'
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -26,7 +27,7 @@ class _Recorder(BaseHTTPRequestHandler):
         if length:
             self.rfile.read(length)
         type(self).seen.append({k.lower(): v for k, v in self.headers.items()})
-        body = b'{"ok":true}'
+        body = type(self).body
         self.send_response(type(self).status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -39,6 +40,7 @@ class _Recorder(BaseHTTPRequestHandler):
 def recorder() -> Iterator[tuple[str, type[_Recorder]]]:
     _Recorder.seen = []
     _Recorder.status = 200
+    _Recorder.body = b'{"ok":true}'
     server = HTTPServer(("127.0.0.1", 0), _Recorder)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -93,6 +95,33 @@ def test_refusal_is_an_auth_error(recorder: tuple[str, type[_Recorder]]) -> None
     rec.status = 403
     with pytest.raises(AuthError, match=r"refused the request \(403\)"):
         SearchTransport(url, sigv4=False).request("GET", "/")
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "etype", "hint"),
+    [
+        (403, b'{"error":{"type":"security_exception","reason":"no permissions for'
+              b' [indices:data/write/bulk] and User [name=arn:aws:iam::1:role/r]"}}',
+         "security_exception", "role mapping"),
+        (403, b'{"Message":"User: arn:aws:sts::1:assumed-role/r/f is not authorized to'
+              b' perform: es:ESHttpPost"}', "access_denied", "access policy"),
+        (401, b"", "unauthorized", "credentials"),
+    ],
+)  # fmt: skip
+def test_refusals_say_which_gate_refused_and_name_the_fix(
+    status: int, body: bytes, etype: str, hint: str
+) -> None:
+    exc = access_denied(status, body)
+    assert exc.error_type == etype
+    assert hint in (exc.hint or "")
+    assert "arn:" not in str(exc)  # the answer names users and roles; it is not quoted
+
+
+def test_a_read_only_block_is_not_a_refusal(recorder: tuple[str, type[_Recorder]]) -> None:
+    url, rec = recorder
+    rec.status = 403
+    rec.body = b'{"error":{"type":"cluster_block_exception"}}'
+    assert SearchTransport(url, sigv4=False).request("GET", "/").status == 403
 
 
 def test_connection_refused_is_a_transport_error() -> None:
