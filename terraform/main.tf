@@ -83,6 +83,7 @@ module "search" {
   instance_count                      = var.instance_count
   volume_size_gb                      = var.volume_size_gb
   dedicated_master_enabled            = var.dedicated_master_enabled
+  dedicated_master_type               = var.dedicated_master_type
   tls_security_policy                 = var.tls_security_policy
   kms_key_arn                         = var.search_kms_key_arn
   fine_grained_access_control_enabled = var.fine_grained_access_control_enabled

@@ -249,6 +249,17 @@ variable "dedicated_master_enabled" {
   default     = false
 }
 
+variable "dedicated_master_type" {
+  type        = string
+  description = "Instance type of the three dedicated master nodes, when dedicated_master_enabled."
+  default     = "m6g.large.search"
+
+  validation {
+    condition     = endswith(var.dedicated_master_type, ".search")
+    error_message = "OpenSearch Service instance types end in .search (for example m6g.large.search)."
+  }
+}
+
 variable "tls_security_policy" {
   type        = string
   description = "TLS policy of the domain's HTTPS endpoint (TLS 1.2 or later only)."

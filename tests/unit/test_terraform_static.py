@@ -390,6 +390,30 @@ def test_domain_publishes_logs_and_vpc_is_optional() -> None:
     assert _default("", "vpc") is None
 
 
+def test_domain_installs_updates_in_an_off_peak_window() -> None:
+    domain = resource("modules/search", "aws_opensearch_domain")
+    updates = _one(domain["software_update_options"])
+    assert _one(updates["auto_software_update_enabled"]) == "${var.auto_software_update_enabled}"
+    window = _one(domain["off_peak_window_options"])
+    assert _one(window["enabled"]) is True
+    start = _one(_one(_one(window["off_peak_window"])["window_start_time"]))
+    assert _one(start["hours"]) == "${var.off_peak_window_start_hour}"
+    for module in ("", "modules/search"):
+        assert _default(module, "auto_software_update_enabled") is True
+        assert _default(module, "off_peak_window_start_hour") == 22
+
+
+def test_an_existing_domain_is_read_never_managed() -> None:
+    root = _load("")
+    (search,) = [m["search"] for m in root["module"] if "search" in m]
+    assert _one(search["count"]) == "${local.existing_domain ? 0 : 1}"
+    domains = [b for b in _blocks("data") if b.type == "aws_opensearch_domain"]
+    assert [(b.module, b.name) for b in domains] == [("", "existing")]
+    assert _default("", "existing_domain_arn") is None
+    # Stacks deployed before the switch keep their domain (no destroy + create).
+    assert root["moved"] == [{"from": ["${module.search}"], "to": ["${module.search[0]}"]}]
+
+
 def test_created_table_streams_both_images_with_pitr_and_sse() -> None:
     table = resource("modules/table", "aws_dynamodb_table")
     assert _one(table["stream_enabled"]) is True
