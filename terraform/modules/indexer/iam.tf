@@ -4,17 +4,22 @@
 
 locals {
   # What the handler sends, and nothing more. The domain's access policy grants
-  # the same (output domain_grants). IAM's "*" also matches "/", so every path
-  # starts with the index name or names one exact resource; a generation is
-  # <index>-NNNNNN behind the alias <index>.
-  index_paths      = [var.index_name, "${var.index_name}-*"]
+  # the same (output domain_grants). The index is an alias of its generations
+  # <index>-NNNNNN (six digits; the alias <index>-building marks one being
+  # built, see core/lifecycle.py). In IAM "*" matches any string, commas and
+  # slashes included ("<index>-*" would match "<index>-x,other-index"), so the
+  # index expressions use "?" (one character) and "*" only after a "/".
+  generation  = "${var.index_name}-??????"
+  index_paths = [var.index_name, local.generation]
+  # The handler reads the live generations with one multi-target GET.
+  live_read        = "${var.index_name},${var.index_name}-building"
   kms_policy_count = var.dlq_kms_key_arn == null && length(var.kms_decrypt_key_arns) == 0 ? 0 : 1
   domain_grants = [
     {
       # Cold start: HEAD the index (or alias), create it or a generation, read it.
       sid     = "OwnIndices"
       actions = ["es:ESHttpHead", "es:ESHttpGet", "es:ESHttpPut"]
-      paths   = local.index_paths
+      paths   = concat(local.index_paths, [local.live_read])
     },
     {
       sid     = "OwnIndexTemplate"

@@ -11,14 +11,30 @@ locals {
   zone_count = var.instance_count % 3 == 0 ? 3 : (var.instance_count % 2 == 0 ? 2 : 1)
   # Without FGAC the master user is meaningless; with it, null means the first operator.
   master_user_arn = coalesce(var.master_user_arn, var.operator_arns[0])
-  index_paths     = [var.index_name, "${var.index_name}/*", "${var.index_name}-*"]
+  # The index and its generations <index>-NNNNNN (see the indexer module's
+  # iam.tf on "?" against "*"), and anything under them.
+  generation  = "${var.index_name}-??????"
+  index_paths = [var.index_name, "${var.index_name}/*", local.generation, "${local.generation}/*"]
   # Operators: search, count, mapping and status reads, backfill's writes (index
-  # and template creation, bulks) on the stack's indices, and Dashboards.
+  # and template creation, bulks) on the stack's indices, the generations'
+  # lifecycle, and Dashboards (which, without FGAC, shows every index).
   operator_grants = [
     {
       sid     = "OperatorsOwnIndices"
       actions = ["es:ESHttpHead", "es:ESHttpGet", "es:ESHttpPost", "es:ESHttpPut"]
-      paths   = local.index_paths
+      paths   = concat(local.index_paths, ["${var.index_name},${var.index_name}-building"])
+    },
+    {
+      # Listing the generations is one multi-target GET "<index>,<index>-*".
+      sid     = "OperatorsListGenerations"
+      actions = ["es:ESHttpGet"]
+      paths   = ["${var.index_name},${var.index_name}-*"]
+    },
+    {
+      # Only generations are ever deleted (retired ones), never the alias.
+      sid     = "OperatorsDropGenerations"
+      actions = ["es:ESHttpDelete"]
+      paths   = [local.generation]
     },
     {
       sid     = "OperatorsOwnIndexTemplate"
