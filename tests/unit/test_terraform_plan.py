@@ -386,6 +386,18 @@ def test_vpc_subnet_count_must_match_the_zone_count(
     assert expected in " ".join(errors.split()), errors
 
 
+def test_fgac_needs_a_user_or_role_as_master(plan: Plan) -> None:
+    code, _, errors = plan(
+        target="module.search",
+        fine_grained_access_control_enabled=True,
+        operator_arns=["arn:aws:iam::123456789012:root", ALICE],
+    )
+    assert code != 0
+    assert "needs an IAM user or role as master user, not arn:aws:iam::123456789012:root" in (
+        " ".join(errors.split())
+    ), errors
+
+
 def test_an_existing_domain_is_only_read(plan: Plan, moto_endpoint: str) -> None:
     opensearch = boto3.client("opensearch", endpoint_url=moto_endpoint, region_name="us-east-1")
     name = f"shared-{uuid.uuid4().hex[:6]}"

@@ -199,6 +199,11 @@ resource "aws_opensearch_domain" "this" {
 
   lifecycle {
     precondition {
+      condition     = !var.fine_grained_access_control_enabled || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(user|role)/.+$", local.master_user_arn))
+      error_message = "Fine-grained access control needs an IAM user or role as master user, not ${local.master_user_arn}: set master_user_arn (by default the first of operator_arns is used)."
+    }
+
+    precondition {
       condition     = var.vpc == null || length(distinct(try(var.vpc.subnet_ids, []))) == local.zone_count
       error_message = "instance_count = ${var.instance_count} places the domain in ${local.zone_count} Availability Zone(s), so vpc.subnet_ids must list exactly ${local.zone_count} distinct subnet(s), one per zone; it lists ${length(distinct(try(var.vpc.subnet_ids, [])))}. Use instance_count 1 with one subnet, a multiple of 2 with two subnets, or a multiple of 3 with three (vpc.function_subnet_ids may list more subnets for the function)."
     }
