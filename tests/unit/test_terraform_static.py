@@ -651,3 +651,21 @@ def test_every_variable_a_checkov_skip_names_exists_in_the_root_module() -> None
     assert named - NOT_VARIABLES <= root, sorted(named - NOT_VARIABLES - root)
     assert not NOT_VARIABLES & root
     assert {"search_kms_key_arn", "function_kms_key_arn", "dedicated_master_enabled"} <= named
+
+
+def test_the_slow_log_skip_reason_is_true_of_the_index_template() -> None:
+    # CKV_AWS_317's reason says every index ddbsearch creates sets slow-log
+    # thresholds; without them the published slow-log groups would stay empty.
+    from ddbsearch.core.template import SLOW_LOG_THRESHOLDS, index_body
+
+    reason = next(
+        line
+        for path in TERRAFORM.rglob("*.tf")
+        for line in path.read_text().splitlines()
+        if "checkov:skip=CKV_AWS_317" in line
+    )
+    assert "SLOW_LOG_THRESHOLDS" in reason
+    settings = index_body()["settings"]
+    assert {k: settings[k] for k in SLOW_LOG_THRESHOLDS} == SLOW_LOG_THRESHOLDS
+    assert any(k.startswith("index.search.slowlog.threshold.query") for k in settings)
+    assert any(k.startswith("index.indexing.slowlog.threshold.index") for k in settings)

@@ -107,7 +107,7 @@ resource "aws_cloudwatch_log_resource_policy" "domain" {
 resource "aws_opensearch_domain" "this" {
   #checkov:skip=CKV_AWS_247:Encryption at rest is always on; a customer managed key is opt-in through search_kms_key_arn (the default is the AWS managed aws/es key).
   #checkov:skip=CKV_AWS_137:VPC placement is opt-in (variable vpc); the default public endpoint is closed by the IAM access policy and SigV4.
-  #checkov:skip=CKV_AWS_317:Audit logs need fine-grained access control (fine_grained_access_control_enabled); application logs are published; slow-log groups fill only for indices whose settings set slow-log thresholds (index settings, not domain options).
+  #checkov:skip=CKV_AWS_317:Audit logs need fine-grained access control (fine_grained_access_control_enabled); application logs are published; search and indexing slow logs are published and every index ddbsearch creates sets slow-log thresholds (ddbsearch/core/template.py SLOW_LOG_THRESHOLDS).
   #checkov:skip=CKV_AWS_318:Three dedicated masters (default dedicated_master_type m6g.large.search, about $0.38/h) cost about 10 times the default single t3.small.search node (about $0.036/h); set dedicated_master_enabled for production clusters.
   #checkov:skip=CKV2_AWS_59:Three dedicated masters (default dedicated_master_type m6g.large.search, about $0.38/h) cost about 10 times the default single t3.small.search node (about $0.036/h); set dedicated_master_enabled for production clusters.
   #checkov:skip=CKV2_AWS_52:Access is controlled by IAM (SigV4) through the domain access policy; fine-grained access control is opt-in (fine_grained_access_control_enabled).
