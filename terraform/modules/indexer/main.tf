@@ -27,7 +27,7 @@ resource "aws_lambda_function" "this" {
   #checkov:skip=CKV_AWS_116:Only the event source mapping invokes the function, synchronously; failed batches go to the mapping's on-failure destination (the same SQS queue), and a function DLQ applies to asynchronous invocations only.
   #checkov:skip=CKV_AWS_117:VPC placement is opt-in (variable vpc) and follows the domain; the function needs no VPC to reach a public, IAM-protected domain.
   #checkov:skip=CKV_AWS_115:Reserved concurrency is opt-in (reserved_concurrent_executions); the parallelization factor and the shard count already bound concurrency, and new accounts cannot reserve any.
-  #checkov:skip=CKV_AWS_173:The environment holds no secrets (endpoint, index name, queue URL); Lambda encrypts it at rest with an AWS managed key; a customer managed key is opt-in through kms_key_arn.
+  #checkov:skip=CKV_AWS_173:The environment holds no secrets (endpoint, index name, queue URL); Lambda encrypts it at rest with an AWS managed key; a customer managed key is opt-in through function_kms_key_arn.
   #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile the operator owns; the zip is built reproducibly by 'ddbsearch package' and its hash pinned in source_code_hash.
   function_name = var.function_name
   description   = "ddbsearch indexer: DynamoDB stream of ${var.table_name} -> OpenSearch index ${var.index_name}"
@@ -71,7 +71,7 @@ resource "aws_lambda_function" "this" {
 
   tags = var.tags
 
-  depends_on = [aws_iam_role_policy.this, aws_cloudwatch_log_group.function]
+  depends_on = [aws_iam_role_policy.this, aws_iam_role_policy.domain, aws_iam_role_policy.kms, aws_cloudwatch_log_group.function]
 }
 
 resource "aws_lambda_event_source_mapping" "this" {
@@ -98,5 +98,5 @@ resource "aws_lambda_event_source_mapping" "this" {
     }
   }
 
-  depends_on = [aws_iam_role_policy.this]
+  depends_on = [aws_iam_role_policy.this, aws_iam_role_policy.kms]
 }

@@ -9,8 +9,8 @@ output "function_arn" {
 }
 
 output "role_arn" {
-  description = "ARN of the function's execution role."
-  value       = aws_iam_role.this.arn
+  description = "ARN of the function's execution role (known at plan time; available once the role exists)."
+  value       = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:role/${aws_iam_role.this.name}"
 }
 
 output "event_source_mapping_uuid" {
@@ -31,4 +31,9 @@ output "dlq_arn" {
 output "log_group_name" {
   description = "Name of the function's CloudWatch log group."
   value       = aws_cloudwatch_log_group.function.name
+}
+
+output "domain_grants" {
+  description = "What the function may send to the domain (sid, es:ESHttp* actions, paths under the domain ARN); the domain's access policy grants the same."
+  value       = local.domain_grants
 }

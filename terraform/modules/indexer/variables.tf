@@ -155,6 +155,11 @@ variable "vpc" {
   })
   description = "Run the function in these VPC subnets and security groups (needed when the domain is in a VPC)."
   default     = null
+
+  validation {
+    condition     = var.vpc == null || (length(try(var.vpc.subnet_ids, [])) >= 1 && length(try(var.vpc.security_group_ids, [])) >= 1)
+    error_message = "vpc needs at least one subnet and at least one security group for the function."
+  }
 }
 
 variable "kms_key_arn" {
@@ -165,13 +170,13 @@ variable "kms_key_arn" {
 
 variable "kms_decrypt_key_arns" {
   type        = list(string)
-  description = "KMS keys the function may decrypt with (a customer managed key of the table, its stream or the queue)."
+  description = "KMS keys the function may decrypt with (a customer managed key of the table and its stream)."
   default     = []
 }
 
 variable "dlq_kms_key_arn" {
   type        = string
-  description = "Customer managed KMS key for the dead-letter queue; null uses SQS managed encryption (SSE-SQS)."
+  description = "Customer managed KMS key for the dead-letter queue; null uses SQS managed encryption (SSE-SQS). The function may use it through SQS only."
   default     = null
 }
 

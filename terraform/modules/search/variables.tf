@@ -96,10 +96,52 @@ variable "operator_arns" {
   }
 }
 
+variable "index_name" {
+  type        = string
+  description = "The stack's index (alias); operators may use it, its generations (<index>-*) and its template."
+}
+
+variable "indexer_grants" {
+  type = list(object({
+    sid     = string
+    actions = list(string)
+    paths   = list(string)
+  }))
+  description = "What the indexer role may send: es:ESHttp* actions on paths under the domain (the indexer module's domain_grants)."
+
+  validation {
+    condition     = alltrue([for grant in var.indexer_grants : alltrue([for path in grant.paths : path != "*" && !startswith(path, "*")])])
+    error_message = "Indexer paths name an index, a template or _aliases, never \"*\"."
+  }
+}
+
 variable "fine_grained_access_control_enabled" {
   type        = bool
-  description = "Turn on fine-grained access control with the first operator ARN as IAM master user."
+  description = "Turn on fine-grained access control with master_user_arn (default: the first operator ARN) as IAM master user."
   default     = false
+}
+
+variable "master_user_arn" {
+  type        = string
+  description = "IAM master user of fine-grained access control; null uses the first operator ARN."
+  default     = null
+}
+
+variable "auto_software_update_enabled" {
+  type        = bool
+  description = "Install service software updates automatically in the off-peak window."
+  default     = true
+}
+
+variable "off_peak_window_start_hour" {
+  type        = number
+  description = "Start of the daily 10-hour off-peak window (UTC hour, 0-23) for software updates and Auto-Tune."
+  default     = 22
+
+  validation {
+    condition     = var.off_peak_window_start_hour >= 0 && var.off_peak_window_start_hour <= 23 && floor(var.off_peak_window_start_hour) == var.off_peak_window_start_hour
+    error_message = "off_peak_window_start_hour is a whole UTC hour, 0-23."
+  }
 }
 
 variable "vpc" {
