@@ -71,7 +71,7 @@ from ddbsearch.targets import Target, state_home
 STATE_FORMAT = 1
 # How long verification re-checks differences (the stream's usual latency is seconds).
 VERIFY_WAIT_SECONDS = 60.0
-SCROLL_KEEPALIVE = "2m"
+PAGE = 1000  # ids per verification request
 FIRST_KEYS = 3
 
 Phase = Literal["settling", "filling", "verifying", "swapped"]
@@ -388,36 +388,49 @@ def _scan(ddb: Any, table: str) -> Iterator[dict[str, Any]]:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def generation_ids(transport: SearchTransport, name: str) -> set[str]:
-    """Every document id in one generation (a scroll without sources)."""
-    ids: set[str] = set()
-    resp = transport.json(
-        "POST",
-        f"/{quote(name)}/_search?scroll={SCROLL_KEEPALIVE}",
-        {"size": 1000, "_source": False, "sort": ["_doc"], "query": {"match_all": {}}},
-    )
+def _search(transport: SearchTransport, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    resp = transport.json("POST", f"/{quote(name)}/_search", body)
     if resp.status >= 300:
         raise GenerationError(f"could not read the ids of {name!r} ({resp.status})", resp.status)
-    body = resp.json()
-    scroll_id = body.get("_scroll_id")
-    try:
-        while True:
-            hits = body.get("hits", {}).get("hits", [])
-            ids.update(str(h["_id"]) for h in hits)
-            if not hits or not scroll_id:
-                return ids
-            resp = transport.json(
-                "POST", "/_search/scroll", {"scroll": SCROLL_KEEPALIVE, "scroll_id": scroll_id}
-            )
-            if resp.status >= 300:
-                raise GenerationError(
-                    f"could not read the ids of {name!r} ({resp.status})", resp.status
-                )
-            body = resp.json()
-            scroll_id = body.get("_scroll_id", scroll_id)
-    finally:
-        if scroll_id:
-            transport.json("DELETE", "/_search/scroll", {"scroll_id": scroll_id})
+    answer = resp.json()
+    return answer if isinstance(answer, dict) else {}
+
+
+def present_ids(transport: SearchTransport, name: str, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` the generation holds (``ids`` queries of PAGE ids each)."""
+    found: set[str] = set()
+    for start in range(0, len(ids), PAGE):
+        chunk = list(ids[start : start + PAGE])
+        body = {"size": len(chunk), "_source": False, "query": {"ids": {"values": chunk}}}
+        hits = _search(transport, name, body).get("hits", {}).get("hits", [])
+        found.update(str(h["_id"]) for h in hits)
+    return found
+
+
+def count_documents(transport: SearchTransport, name: str) -> int:
+    resp = transport.request("GET", f"/{quote(name)}/_count")
+    if resp.status >= 300:
+        raise GenerationError(f"could not count {name!r} ({resp.status})", resp.status)
+    return int(resp.json().get("count", 0))
+
+
+def generation_ids(transport: SearchTransport, name: str) -> set[str]:
+    """Every document id in one generation (search_after over ``_id``).
+
+    Only needed when the generation holds more documents than the table has
+    items; plain searches on the generation's own path, nothing cluster-wide
+    (no scroll or point in time: the operator's grants cover the stack's indices).
+    """
+    ids: set[str] = set()
+    body: dict[str, Any] = {
+        "size": PAGE, "_source": False, "sort": [{"_id": "asc"}], "query": {"match_all": {}},
+    }  # fmt: skip
+    while True:
+        hits = _search(transport, name, body).get("hits", {}).get("hits", [])
+        ids.update(str(h["_id"]) for h in hits)
+        if len(hits) < PAGE:
+            return ids
+        body["search_after"] = hits[-1]["sort"]
 
 
 def _has_doc(transport: SearchTransport, name: str, doc_id: str) -> dict[str, Any] | None:
@@ -462,10 +475,13 @@ def verify_generation(
             continue
         keys_of[action.doc_id] = dict(action.keys)
     _refresh(transport, generation)
-    present = generation_ids(transport, generation)
-    result.table_items, result.documents = len(keys_of), len(present)
+    present = present_ids(transport, generation, sorted(keys_of))
+    result.table_items = len(keys_of)
+    result.documents = count_documents(transport, generation)
     missing = sorted(set(keys_of) - present)
-    extra = sorted(present - set(keys_of))
+    extra: list[str] = []
+    if result.documents > len(present):
+        extra = sorted(generation_ids(transport, generation) - set(keys_of))
     deadline = time.monotonic() + wait
     while missing or extra:
         still_missing, still_extra = [], []

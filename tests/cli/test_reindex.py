@@ -292,3 +292,26 @@ def test_the_first_generation_is_built_with_the_deploy_schema(
         first_generation_config(
             t, target.index, SchemaOptions(exclude=["x"]), ["userId", "transactionId"]
         )
+
+
+def test_verification_finds_missing_and_extra_ids(
+    ops_target: Callable[..., Target], cleanup: Any
+) -> None:
+    from ddbsearch.ops.reindex import verify_generation
+
+    target = ops_target(KEYS)
+    cleanup(target)
+    items = fill(target, 12)
+    assert runner.invoke(app, ["backfill"]).exit_code == 0
+    gen = f"{target.index}-000001"
+    config = list_generations(transport(target), target.index)[0].config
+    assert verify_generation(target, gen, config, wait=0).ok
+    gone = f"{items[0]['transactionId']['N']}|{items[0]['userId']['N']}"
+    t = transport(target)
+    assert t.request("DELETE", f"/{gen}/_doc/{gone.replace('|', '%7C')}").status == 200
+    assert t.json("PUT", f"/{gen}/_doc/stray", {"userId": 0}).status in (200, 201)
+    result = verify_generation(target, gen, config, wait=0)
+    assert result.missing == [gone]
+    assert result.extra == ["stray"]
+    assert result.table_items == 12
+    assert result.documents == 12
