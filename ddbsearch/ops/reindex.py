@@ -842,8 +842,9 @@ class LifecycleInfo:
         return self.config.id_scheme if self.config else "key-name"
 
     def describe(self) -> str:
-        where = self.serving or "(none)"
-        text = f"serving {where}: {describe_config(self.config)}"
+        if self.serving is None:
+            return "no index yet (the first batch or deploy creates generation 1)"
+        text = f"serving {self.serving}: {describe_config(self.config)}"
         if self.building:
             text += f"; reindex in progress into {self.building}"
         return text
