@@ -11,10 +11,12 @@ import typer
 from rich.markup import escape
 
 from ddbsearch.cli import console
+from ddbsearch.errors import ExitCode
 from ddbsearch.targets import DEFAULT_STACK, DEFAULT_TABLE, REFERENCE_KEYS, Target
 
 if TYPE_CHECKING:
     from ddbsearch.infra import AwsIdentity, DestroyPreview, StackSettings, TerraformInfo
+    from ddbsearch.infra.plan import PlanSummary
     from ddbsearch.ops.deploy import DeployReport
     from ddbsearch.tables import TableInfo
 
@@ -187,9 +189,44 @@ def deploy(
             rich_help_panel=_AWS_PANEL,
         ),
     ] = None,
+    domain_arn: Annotated[
+        str | None,
+        typer.Option(
+            "--domain-arn",
+            metavar="ARN",
+            help=(
+                "Use this existing OpenSearch domain instead of creating one; it is never "
+                "changed or deleted (its owner grants the indexer access: see docs/aws.md)."
+            ),
+            rich_help_panel=_AWS_PANEL,
+        ),
+    ] = None,
+    plan_only: Annotated[
+        bool,
+        typer.Option(
+            "--plan-only",
+            help="Show what Terraform would change and exit: 0 nothing pending, 14 pending.",
+            rich_help_panel=_AWS_PANEL,
+        ),
+    ] = False,
+    allow_replace: Annotated[
+        bool,
+        typer.Option(
+            "--allow-replace",
+            help=(
+                "Allow a plan that replaces or destroys the search domain or the table "
+                "(their data is lost); refused otherwise, even with --yes."
+            ),
+            rich_help_panel=_AWS_PANEL,
+        ),
+    ] = False,
     yes: Annotated[
         bool,
-        typer.Option("--yes", "-y", help="Do not ask before changing an existing table's stream."),
+        typer.Option(
+            "--yes",
+            "-y",
+            help="Do not ask: apply the plan and change an existing table's stream (for CI).",
+        ),
     ] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the deployed target as JSON on stdout.")
@@ -197,9 +234,10 @@ def deploy(
 ) -> None:
     """Create the pipeline: table (or adopt yours) -> stream -> Lambda -> OpenSearch.
 
-    On AWS it runs Terraform (init, plan, apply) in a per-stack directory, keeps
-    the full Terraform log there, and makes the stack the default target of the
-    other commands. With --local it starts the local stack instead.
+    On AWS it runs Terraform (init, plan) in a per-stack directory, shows the plan
+    and asks before applying it, keeps the full Terraform log there, and makes the
+    stack the default target of the other commands. With --local it starts the
+    local stack instead.
     """
     from ddbsearch import infra
     from ddbsearch.ops.deploy import deploy as run_deploy
@@ -224,9 +262,15 @@ def deploy(
         operator_arns=operator_arn or (),
         terraform_vars=None if local else infra.parse_vars(var or ()),
         state_bucket=state_bucket,
+        domain_arn=domain_arn,
         yes=yes,
+        plan_only=plan_only,
+        allow_replace=allow_replace,
         events=TerminalEvents(),
     )
+    if report.target is None:  # --plan-only
+        pending = report.plan is not None and report.plan.pending
+        raise typer.Exit(int(ExitCode.PENDING) if pending else int(ExitCode.OK))
     if json_output:
         console.out.print_json(json.dumps(report.target.to_json()))
     if local:
@@ -259,6 +303,11 @@ class TerminalEvents:
         problem = table.stream_problem()
         if problem:
             console.warn(problem)
+        elif table.lacks_old_images:
+            console.info(
+                f"table {escape(table.name)} streams NEW_IMAGE: accepted (deletes carry the keys); "
+                "ordering deletes by a version attribute would need NEW_AND_OLD_IMAGES"
+            )
 
     def confirm_stream_change(self, table: TableInfo) -> bool:
         question = f"Turn on a NEW_AND_OLD_IMAGES stream on table '{table.name}' now (UpdateTable)?"
@@ -266,6 +315,12 @@ class TerminalEvents:
 
     def stream_enabled(self, table: TableInfo) -> None:
         console.info(f"stream enabled on {escape(table.name)} (NEW_AND_OLD_IMAGES)")
+
+    def planned(self, plan: PlanSummary) -> None:
+        _print_plan(plan)
+
+    def confirm_apply(self, plan: PlanSummary) -> bool:
+        return _confirm(f"Apply this plan ({plan.headline()})?", yes=False)
 
     def destroy_planned(self, preview: DestroyPreview, identity: AwsIdentity) -> None:
         console.info(
@@ -289,11 +344,54 @@ class TerminalEvents:
         return _confirm(f"Destroy stack '{name}'?", yes=False)
 
 
+_ACTION_STYLE = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red"}
+_ACTION_MARK = {"create": "+", "update": "~", "replace": "-/+", "delete": "-"}
+
+
+def _print_plan(plan: PlanSummary) -> None:
+    """The plan in a few lines: one per resource change, data-losing ones in red."""
+    console.info(f"Terraform plan: [bold]{escape(plan.headline())}[/]")
+    for change in plan.changes:
+        if change.precious:
+            console.info(
+                f"  [bold red]{_ACTION_MARK[change.action]} {escape(change.address)} "
+                f"({change.action}: its data is lost)[/]"
+            )
+        else:
+            style = _ACTION_STYLE[change.action]
+            console.info(f"  [{style}]{_ACTION_MARK[change.action]}[/] {escape(change.address)}")
+    if plan.dangerous:
+        console.info(
+            "[bold red]This plan replaces or destroys the search domain or the table: "
+            "deploy needs --allow-replace to apply it.[/]"
+        )
+
+
 def _report_deploy(report: DeployReport) -> None:
     target = report.target
+    assert target is not None  # plan-only reports never get here
     console.info(f"[green]deployed[/] stack {escape(target.name)}:")
     _print_target(target)
     console.info(f"  Terraform log: {escape(str(report.log_path))}")
+    if report.single_node:
+        console.warn(
+            "the search domain has one node and no replica: fine for trying, not for "
+            "production (raise instance_count: --instance-count 2 or --var instance_count=3)"
+        )
+    if report.security_changes:
+        console.info(
+            "fine-grained access control: mapped the indexer and the operators to "
+            f"ddbsearch-{escape(target.name)}-indexer/-operator "
+            f"({len(report.security_changes)} roles/mappings written)"
+        )
+    elif target.fgac_enabled:
+        console.info("fine-grained access control: ddbsearch's roles and mappings are in place")
+    if report.access_policy_statement is not None:
+        console.warn(
+            "the existing domain's owner must allow the indexer in its access policy: add "
+            + json.dumps(report.access_policy_statement, separators=(",", ":"))
+            + " (docs/aws.md, 'An existing domain')"
+        )
     if report.index_warning:
         console.warn(
             f"the index {target.index} could not be prepared yet ({report.index_warning}); "
@@ -361,6 +459,8 @@ def destroy(
     from ddbsearch.ops.deploy import destroy as run_destroy
 
     report = run_destroy(local=local, name=name, profile=profile, yes=yes, events=TerminalEvents())
+    for warning in report.warnings:
+        console.warn(warning)
     if not report.local:
         console.info(f"[green]destroyed[/] stack {escape(report.name)}")
     elif report.stopped:

@@ -21,6 +21,7 @@ from typing import IO, Any
 from python_terraform import IsFlagged, Terraform
 
 from ddbsearch.errors import InfraError
+from ddbsearch.files import DIR_MODE, FILE_MODE, ensure_dir
 
 ProgressCallback = Callable[[str], None]
 
@@ -52,6 +53,23 @@ def first_error(text: str) -> str | None:
             )
             return f"{summary}: {detail}" if detail and len(detail) < 300 else summary
     return None
+
+
+def tighten(root: Path) -> None:
+    """Make everything under ``root`` owner-only (files 0600, keeping the owner's execute
+    bit for provider binaries; directories 0700): Terraform writes state, plans and
+    tfvars copies, and a umask does not cover files it created before."""
+    if not root.is_dir():
+        return
+    for dirpath, dirnames, filenames in os.walk(root):
+        os.chmod(dirpath, DIR_MODE)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                continue
+            mode = os.stat(path).st_mode & 0o777
+            os.chmod(path, FILE_MODE | (mode & 0o100))
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
 
 
 class _StreamingTerraform(Terraform):  # type: ignore[misc]
@@ -91,6 +109,7 @@ class _StreamingTerraform(Terraform):  # type: ignore[misc]
                 encoding="utf-8",  # Terraform writes UTF-8 (box drawing) whatever the locale
                 errors="replace",
                 bufsize=1,
+                umask=0o077,  # state, plan, lock and provider files: owner-only
             )
         except OSError as exc:
             self.temp_var_files.clean_up()
@@ -167,9 +186,13 @@ class TerraformRunner:
     def _run(self, phase: str, cmd: str, *args: str, **options: Any) -> str:
         self._phase = phase
         self._on_progress(phase)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("a", encoding="utf-8") as log:
+        ensure_dir(self.log_path.parent)
+        # The log holds plan output (resource attributes): owner-only, like every stack file.
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "a", encoding="utf-8") as log:
             code, out, err = self._tf(log).cmd(cmd, *args, **options)
+        tighten(self.working_dir)
         if code != 0:
             reason = first_error(err) or first_error(out) or f"exit status {code}"
             raise InfraError(f"{phase} failed: {reason}", hint=f"full log: {self.log_path}")
@@ -204,6 +227,19 @@ class TerraformRunner:
         self._run(
             "terraform destroy", "destroy", input=False, no_color=IsFlagged, auto_approve=IsFlagged
         )
+
+    def show_json(self, plan_file: str = "tfplan") -> dict[str, Any]:
+        """``terraform show -json <plan>``: the saved plan as JSON."""
+        import json
+
+        out = self._run("terraform show", "show", plan_file, json=IsFlagged, no_color=IsFlagged)
+        try:
+            shown = json.loads(out or "{}")
+        except ValueError as exc:
+            raise InfraError(
+                "terraform show -json did not return JSON", hint=f"full log: {self.log_path}"
+            ) from exc
+        return shown if isinstance(shown, dict) else {}
 
     def state_list(self) -> list[str]:
         out = self._run("terraform state list", "state list")

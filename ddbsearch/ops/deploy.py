@@ -15,11 +15,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ddbsearch.errors import Aborted
+from ddbsearch.errors import Aborted, InputError
 from ddbsearch.targets import DEFAULT_STACK, DEFAULT_TABLE, KeySpec, Target
 
 if TYPE_CHECKING:
     from ddbsearch.infra import AwsIdentity, DestroyPreview, StackSettings, TerraformInfo
+    from ddbsearch.infra.plan import PlanSummary
     from ddbsearch.tables import TableInfo
 
 
@@ -45,6 +46,14 @@ class DeployEvents(Protocol):
         ...
 
     def stream_enabled(self, table: TableInfo) -> None: ...
+
+    def planned(self, plan: PlanSummary) -> None:
+        """AWS deploy: what Terraform will do (shown before anything changes)."""
+        ...
+
+    def confirm_apply(self, plan: PlanSummary) -> bool:
+        """May the plan be applied? (Not asked when nothing is pending or with ``yes``.)"""
+        ...
 
     def destroy_planned(self, preview: DestroyPreview, identity: AwsIdentity) -> None:
         """AWS destroy: what will be deleted and what stays."""
@@ -74,6 +83,12 @@ class SilentEvents:
     def stream_enabled(self, table: TableInfo) -> None:
         return None
 
+    def planned(self, plan: PlanSummary) -> None:
+        return None
+
+    def confirm_apply(self, plan: PlanSummary) -> bool:
+        return False
+
     def destroy_planned(self, preview: DestroyPreview, identity: AwsIdentity) -> None:
         return None
 
@@ -85,11 +100,17 @@ class SilentEvents:
 class DeployReport:
     """What deploy did: the target every other verb takes, and what to tell the operator."""
 
-    target: Target
+    target: Target | None  # None only for plan_only (nothing was applied)
     adopted: bool = False  # an existing table is indexed (its items need a backfill)
     index_created: bool = False
     index_warning: str | None = None  # why the index could not be prepared yet (not fatal)
     log_path: Path | None = None  # the full Terraform log (AWS)
+    plan: PlanSummary | None = None  # AWS: what Terraform planned
+    applied: bool = False  # AWS: the plan was applied (False for plan_only)
+    security_changes: tuple[str, ...] = ()  # FGAC roles/mappings written by this deploy
+    single_node: bool = False  # one data node and no replica: not for production
+    # An existing domain without FGAC: the statement its owner adds for the indexer.
+    access_policy_statement: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +118,7 @@ class DestroyReport:
     local: bool
     name: str
     stopped: bool = True  # local: False when no local stack was running
+    warnings: tuple[str, ...] = ()
 
 
 def deploy(
@@ -113,7 +135,10 @@ def deploy(
     operator_arns: Sequence[str] = (),
     terraform_vars: Mapping[str, Any] | None = None,
     state_bucket: str | None = None,
+    domain_arn: str | None = None,
     yes: bool = False,
+    plan_only: bool = False,
+    allow_replace: bool = False,
     events: DeployEvents | None = None,
 ) -> DeployReport:
     """Create the pipeline: table (or adopt yours) -> stream -> Lambda -> OpenSearch.
@@ -123,7 +148,10 @@ def deploy(
     adopted with its own keys (never deleted); ``keys`` are for a table being
     created (default: the reference keys). The deployed stack becomes the
     default target of the other verbs. ``yes`` consents to changing an adopted
-    table's stream.
+    table's stream and to applying the plan; a plan that replaces or destroys the
+    domain or the table is refused (:class:`~ddbsearch.errors.InputError`) unless
+    ``allow_replace``. ``plan_only`` plans and stops (``report.plan.pending`` says
+    whether changes are pending). ``domain_arn`` uses an existing domain.
     """
     events = events or SilentEvents()
     if local:
@@ -143,8 +171,11 @@ def deploy(
         operator_arns=tuple(operator_arns),
         extra_vars=dict(terraform_vars or {}),
         state_bucket=state_bucket,
+        domain_arn=domain_arn,
     )
-    return deploy_aws(settings, yes=yes, events=events)
+    return deploy_aws(
+        settings, yes=yes, plan_only=plan_only, allow_replace=allow_replace, events=events
+    )
 
 
 def _deploy_local(
@@ -158,35 +189,71 @@ def _deploy_local(
 
 
 def deploy_aws(
-    settings: StackSettings, *, yes: bool = False, events: DeployEvents | None = None
+    settings: StackSettings,
+    *,
+    yes: bool = False,
+    plan_only: bool = False,
+    allow_replace: bool = False,
+    events: DeployEvents | None = None,
 ) -> DeployReport:
-    """Deploy ``settings`` to AWS with Terraform, adopting an existing table first."""
+    """Deploy ``settings`` to AWS with Terraform: adopt the table, plan, ask, apply."""
     from ddbsearch import infra
-    from ddbsearch.infra.stack import log_path
+    from ddbsearch.infra.stack import apply_stack, discard_plan, log_path, plan_stack
 
     events = events or SilentEvents()
     terraform = infra.check_terraform()
     identity = infra.check_aws(profile=settings.profile, region=settings.region)
     events.starting(settings, identity, terraform)
     adopted = settings.table is not None and _adopt_table(
-        identity, settings.table, keys_given=settings.keys is not None, yes=yes, events=events
+        identity,
+        settings.table,
+        keys_given=settings.keys is not None,
+        yes=yes,
+        events=events,
+        plan_only=plan_only,
     )
     settings = replace(settings, adopt_table=adopted)
-    with events.progress("starting") as progress:
-        result = infra.deploy_stack(
-            settings, terraform=terraform, identity=identity, on_progress=progress
+    with events.progress("planning") as progress:
+        planned = plan_stack(settings, terraform=terraform, identity=identity, on_progress=progress)
+    plan = planned.plan
+    events.planned(plan)
+    if plan_only:
+        discard_plan(planned)
+        return DeployReport(None, adopted=adopted, log_path=log_path(settings.name), plan=plan)
+    if plan.dangerous and not allow_replace:
+        discard_plan(planned)
+        names = ", ".join(f"{c.address} ({c.action})" for c in plan.dangerous)
+        raise InputError(
+            f"deploy refused: the plan would {names}, losing its data",
+            hint="nothing was changed; rerun with --allow-replace if that is intended",
         )
+    if plan.pending and not (yes or events.confirm_apply(plan)):
+        discard_plan(planned)
+        raise Aborted("deploy cancelled: nothing was changed", hint="--yes applies without asking")
+    with events.progress("applying") as progress:
+        result = apply_stack(planned, on_progress=progress)
     return DeployReport(
         result.target,
         adopted=adopted,
         index_created=result.index_created,
         index_warning=result.index_warning,
         log_path=log_path(result.target.name),
+        plan=plan,
+        applied=True,
+        security_changes=result.security_changes,
+        single_node=result.single_node,
+        access_policy_statement=result.access_policy_statement,
     )
 
 
 def _adopt_table(
-    identity: AwsIdentity, table: str, *, keys_given: bool, yes: bool, events: DeployEvents
+    identity: AwsIdentity,
+    table: str,
+    *,
+    keys_given: bool,
+    yes: bool,
+    events: DeployEvents,
+    plan_only: bool = False,
 ) -> bool:
     """True if ``table`` exists (then its stream is made usable, with consent)."""
     from ddbsearch import infra
@@ -195,7 +262,7 @@ def _adopt_table(
     if not info.exists:
         return False
     events.adopting(info, keys_ignored=keys_given)
-    if info.stream_problem():
+    if info.stream_problem() and not plan_only:
         if not (yes or events.confirm_stream_change(info)):
             raise Aborted(
                 "deploy cancelled: the table's stream was left unchanged",
@@ -243,6 +310,9 @@ def destroy(
     events.destroy_planned(preview, identity)
     if not (yes or events.confirm_destroy(name)):
         raise Aborted("destroy cancelled: nothing was removed")
+    credentials = infra.session_for(identity).get_credentials()
     with events.progress("destroying") as progress:
-        infra.destroy_stack(name, terraform=terraform, on_progress=progress)
-    return DestroyReport(local=False, name=name)
+        warnings = infra.destroy_stack(
+            name, terraform=terraform, on_progress=progress, credentials=credentials
+        )
+    return DestroyReport(local=False, name=name, warnings=warnings)
