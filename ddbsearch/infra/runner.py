@@ -83,11 +83,13 @@ class _StreamingTerraform(Terraform):  # type: ignore[misc]
         env: Mapping[str, str],
         log: IO[str],
         on_line: Callable[[str], None],
+        log_out: bool = True,
     ) -> None:
         super().__init__(working_dir=str(working_dir), terraform_bin_path=binary)
         self._env = dict(env)
         self._log = log
         self._on_line = on_line
+        self._log_out = log_out
 
     def cmd(self, cmd: str, *args: Any, **kwargs: Any) -> tuple[int, str, str]:
         kwargs.pop("capture_output", None)
@@ -127,14 +129,17 @@ class _StreamingTerraform(Terraform):  # type: ignore[misc]
         try:
             for line in proc.stdout:
                 out_chunks.append(line)
-                self._log.write(line)
-                self._on_line(line.rstrip("\n"))
+                if self._log_out:
+                    self._log.write(line)
+                    self._on_line(line.rstrip("\n"))
             proc.wait()
         finally:
             if proc.poll() is None:  # interrupted: let terraform stop gracefully on SIGINT
                 proc.wait()
             reader.join()
             self.temp_var_files.clean_up()
+        if not self._log_out:
+            self._log.write(f"(output not logged: {sum(map(len, out_chunks))} characters)\n")
         if err_chunks:
             self._log.write("--- stderr\n" + "".join(err_chunks))
         self._log.write(f"=== exit {proc.returncode}\n")
@@ -170,7 +175,7 @@ class TerraformRunner:
         self._env = base
         self._phase = ""
 
-    def _tf(self, log: IO[str]) -> _StreamingTerraform:
+    def _tf(self, log: IO[str], *, log_out: bool = True) -> _StreamingTerraform:
         def on_line(line: str) -> None:
             if _PROGRESS_RE.match(line):
                 self._on_progress(f"{self._phase}: {line}")
@@ -181,9 +186,10 @@ class TerraformRunner:
             env=self._env,
             log=log,
             on_line=on_line,
+            log_out=log_out,
         )
 
-    def _run(self, phase: str, cmd: str, *args: str, **options: Any) -> str:
+    def _run(self, phase: str, cmd: str, *args: str, log_out: bool = True, **options: Any) -> str:
         self._phase = phase
         self._on_progress(phase)
         ensure_dir(self.log_path.parent)
@@ -191,7 +197,7 @@ class TerraformRunner:
         fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "a", encoding="utf-8") as log:
-            code, out, err = self._tf(log).cmd(cmd, *args, **options)
+            code, out, err = self._tf(log, log_out=log_out).cmd(cmd, *args, **options)
         tighten(self.working_dir)
         if code != 0:
             reason = first_error(err) or first_error(out) or f"exit status {code}"
@@ -232,7 +238,10 @@ class TerraformRunner:
         """``terraform show -json <plan>``: the saved plan as JSON."""
         import json
 
-        out = self._run("terraform show", "show", plan_file, json=IsFlagged, no_color=IsFlagged)
+        # The plan JSON repeats every attribute (the function's environment too): not logged.
+        out = self._run(
+            "terraform show", "show", plan_file, json=IsFlagged, no_color=IsFlagged, log_out=False
+        )
         try:
             shown = json.loads(out or "{}")
         except ValueError as exc:

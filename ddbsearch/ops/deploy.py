@@ -204,13 +204,19 @@ def deploy_aws(
     terraform = infra.check_terraform()
     identity = infra.check_aws(profile=settings.profile, region=settings.region)
     events.starting(settings, identity, terraform)
-    adopted = settings.table is not None and _adopt_table(
-        identity,
-        settings.table,
-        keys_given=settings.keys is not None,
-        yes=yes,
-        events=events,
-        plan_only=plan_only,
+    # A table this stack created exists on a redeploy: it stays the stack's, never adopted
+    # (adopting it would plan its deletion).
+    adopted = (
+        settings.table is not None
+        and not _created_by_stack(settings.name, settings.table)
+        and _adopt_table(
+            identity,
+            settings.table,
+            keys_given=settings.keys is not None,
+            yes=yes,
+            events=events,
+            plan_only=plan_only,
+        )
     )
     settings = replace(settings, adopt_table=adopted)
     with events.progress("planning") as progress:
@@ -244,6 +250,14 @@ def deploy_aws(
         single_node=result.single_node,
         access_policy_statement=result.access_policy_statement,
     )
+
+
+def _created_by_stack(name: str, table: str) -> bool:
+    """Did stack ``name`` create ``table`` (so it is the stack's, not one to adopt)?"""
+    from ddbsearch.targets import load_aws_target
+
+    saved = load_aws_target(name)
+    return saved is not None and saved.table == table and saved.table_adopted is False
 
 
 def _adopt_table(
