@@ -894,3 +894,37 @@ def test_every_stack_file_is_owner_only(fake_terraform: Calls, aws: Any) -> None
             assert mode & 0o077 == 0, (path, oct(mode))
             found.add(path.name)
     assert seen <= found
+
+
+@pytest.mark.integration
+def test_a_redeploy_keeps_the_table_the_stack_created_instead_of_adopting_it(
+    fake_terraform: Calls, aws: Any
+) -> None:
+    table = unique("Created")
+    first = runner.invoke(app, ["deploy", "--yes", "--region", "us-east-1", "--table", table])
+    assert first.exit_code == 0, first.stderr
+    assert tfvars()["table_name"] == table
+    create_table(aws, table, stream="NEW_AND_OLD_IMAGES")  # what the real apply made
+    again = runner.invoke(app, ["deploy", "--yes", "--region", "us-east-1", "--table", table])
+    assert again.exit_code == 0, again.stderr
+    assert "adopting" not in again.stderr
+    assert tfvars()["table_name"] == table
+    assert "existing_table_name" not in tfvars()  # adopting would plan the table's deletion
+    assert "Terraform plan: no changes" in again.stderr
+
+
+@pytest.mark.integration
+def test_a_new_image_stream_is_adopted_as_it_is_with_one_line_about_old_images(
+    fake_terraform: Calls, aws: Any
+) -> None:
+    table = unique("NewImage")
+    create_table(aws, table, stream="NEW_IMAGE")
+    result = runner.invoke(app, ["deploy", "--region", "us-east-1", "--table", table], input="y\n")
+    assert result.exit_code == 0, result.stderr
+    assert "Turn on" not in result.stderr
+    assert stream_of(aws, table) == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    lines = [line for line in result.stderr.splitlines() if "NEW_IMAGE" in line]
+    assert len(lines) == 1
+    assert "version attribute" in lines[0]
+    assert "NEW_AND_OLD_IMAGES" in lines[0]
+    assert tfvars()["existing_table_name"] == table
