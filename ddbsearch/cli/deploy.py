@@ -340,6 +340,17 @@ class TerminalEvents:
                 "stack: it is deleted with its data.[/]"
             )
 
+        if preview.target is not None and preview.target.domain_managed is False:
+            console.info(
+                f"The existing domain [bold]{escape(preview.target.domain_name or '')}[/] "
+                "stays (the stack only used it)."
+            )
+        if preview.target is not None and preview.target.fgac_enabled:
+            console.info(
+                f"ddbsearch's OpenSearch roles ddbsearch-{escape(preview.name)}-indexer/-operator "
+                "and their mappings are removed first."
+            )
+
     def confirm_destroy(self, name: str) -> bool:
         return _confirm(f"Destroy stack '{name}'?", yes=False)
 

@@ -669,6 +669,7 @@ def test_domain_arn_uses_the_existing_domain_and_says_what_its_policy_needs(
     gone = runner.invoke(app, ["destroy", "--yes"])
     assert gone.exit_code == 0, gone.stderr
     assert "opensearch_domain" not in gone.stderr  # the domain is not the stack's to delete
+    assert "The existing domain shared-search stays" in gone.stderr
 
 
 # --------------------------------------------------------------------------- FGAC
