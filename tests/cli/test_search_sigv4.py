@@ -221,7 +221,9 @@ def test_every_command_that_talks_to_aws_takes_profile() -> None:
     import typer
 
     group = typer.main.get_command(app)
-    for name in ("put", "backfill", "search", "status", "redrive", "deploy", "destroy"):
+    for name in (
+        "put", "backfill", "search", "status", "redrive", "dashboards", "deploy", "destroy",
+    ):  # fmt: skip
         command = group.commands[name]  # type: ignore[attr-defined]
         options = {opt for p in command.params for opt in getattr(p, "opts", [])}
         assert "--profile" in options, name
