@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from ddbsearch.cli import console
-from ddbsearch.errors import ExitCode
+from ddbsearch.errors import ExitCode, InputError
 from ddbsearch.targets import DEFAULT_STACK, DEFAULT_TABLE, REFERENCE_KEYS, Target
 
 if TYPE_CHECKING:
@@ -249,28 +249,29 @@ def deploy(
     parsed_range: tuple[str, str] | None = None
     if range_key and range_key.lower() != "none":
         parsed_range = infra.parse_key(range_key, option="--range-key")
-    report = run_deploy(
-        local=local,
-        table=table,
-        keys=(parsed_hash, parsed_range) if keys_given else None,
-        index=index,
-        name=name,
-        region=region,
-        profile=profile,
-        instance_type=instance_type,
-        instance_count=instance_count,
-        operator_arns=operator_arn or (),
-        terraform_vars=None if local else infra.parse_vars(var or ()),
-        state_bucket=state_bucket,
-        domain_arn=domain_arn,
-        yes=yes,
-        plan_only=plan_only,
-        allow_replace=allow_replace,
-        events=TerminalEvents(),
-    )
-    if report.target is None:  # --plan-only
-        pending = report.plan is not None and report.plan.pending
-        raise typer.Exit(int(ExitCode.PENDING) if pending else int(ExitCode.OK))
+    common: dict[str, Any] = {
+        "table": table,
+        "keys": (parsed_hash, parsed_range) if keys_given else None,
+        "index": index,
+        "name": name,
+        "region": region,
+        "profile": profile,
+        "instance_type": instance_type,
+        "instance_count": instance_count,
+        "operator_arns": operator_arn or (),
+        "terraform_vars": None if local else infra.parse_vars(var or ()),
+        "state_bucket": state_bucket,
+        "domain_arn": domain_arn,
+        "events": TerminalEvents(),
+    }
+    if plan_only:
+        if local:
+            raise InputError("--plan-only is for AWS stacks", hint="drop --local")
+        from ddbsearch.ops.deploy import plan as run_plan
+
+        planned = run_plan(**common)
+        raise typer.Exit(int(ExitCode.PENDING) if planned.pending else int(ExitCode.OK))
+    report = run_deploy(local=local, yes=yes, allow_replace=allow_replace, **common)
     if json_output:
         console.out.print_json(json.dumps(report.target.to_json()))
     if local:
@@ -380,7 +381,6 @@ def _print_plan(plan: PlanSummary) -> None:
 
 def _report_deploy(report: DeployReport) -> None:
     target = report.target
-    assert target is not None  # plan-only reports never get here
     console.info(f"[green]deployed[/] stack {escape(target.name)}:")
     _print_target(target)
     console.info(f"  Terraform log: {escape(str(report.log_path))}")

@@ -21,6 +21,7 @@ from ddbsearch.targets import DEFAULT_STACK, DEFAULT_TABLE, KeySpec, Target
 if TYPE_CHECKING:
     from ddbsearch.infra import AwsIdentity, DestroyPreview, StackSettings, TerraformInfo
     from ddbsearch.infra.plan import PlanSummary
+    from ddbsearch.infra.stack import PlannedStack
     from ddbsearch.tables import TableInfo
 
 
@@ -100,17 +101,30 @@ class SilentEvents:
 class DeployReport:
     """What deploy did: the target every other verb takes, and what to tell the operator."""
 
-    target: Target | None  # None only for plan_only (nothing was applied)
+    target: Target
     adopted: bool = False  # an existing table is indexed (its items need a backfill)
     index_created: bool = False
     index_warning: str | None = None  # why the index could not be prepared yet (not fatal)
     log_path: Path | None = None  # the full Terraform log (AWS)
-    plan: PlanSummary | None = None  # AWS: what Terraform planned
-    applied: bool = False  # AWS: the plan was applied (False for plan_only)
+    plan: PlanSummary | None = None  # AWS: what Terraform planned (and applied)
     security_changes: tuple[str, ...] = ()  # FGAC roles/mappings written by this deploy
     single_node: bool = False  # one data node and no replica: not for production
     # An existing domain without FGAC: the statement its owner adds for the indexer.
     access_policy_statement: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    """What :func:`plan` found: Terraform's plan for the stack, nothing applied."""
+
+    plan: PlanSummary
+    adopted: bool = False  # the table exists and would be adopted
+    log_path: Path | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Changes are waiting to be applied (``deploy --plan-only`` exits 14)."""
+        return self.plan.pending
 
 
 @dataclass(frozen=True)
@@ -137,7 +151,6 @@ def deploy(
     state_bucket: str | None = None,
     domain_arn: str | None = None,
     yes: bool = False,
-    plan_only: bool = False,
     allow_replace: bool = False,
     events: DeployEvents | None = None,
 ) -> DeployReport:
@@ -150,17 +163,15 @@ def deploy(
     default target of the other verbs. ``yes`` consents to changing an adopted
     table's stream and to applying the plan; a plan that replaces or destroys the
     domain or the table is refused (:class:`~ddbsearch.errors.InputError`) unless
-    ``allow_replace``. ``plan_only`` plans and stops (``report.plan.pending`` says
-    whether changes are pending). ``domain_arn`` uses an existing domain.
+    ``allow_replace``. ``domain_arn`` uses an existing domain (never changed or
+    deleted). :func:`plan` shows what deploy would do without doing it.
     """
     events = events or SilentEvents()
     if local:
         return _deploy_local(table=table or DEFAULT_TABLE, keys=keys, index=index, events=events)
 
-    from ddbsearch import infra
-
-    settings = infra.StackSettings(
-        name=infra.validate_stack_name(name),
+    settings = _settings(
+        name=name,
         region=region,
         profile=profile,
         table=table,
@@ -173,9 +184,50 @@ def deploy(
         state_bucket=state_bucket,
         domain_arn=domain_arn,
     )
-    return deploy_aws(
-        settings, yes=yes, plan_only=plan_only, allow_replace=allow_replace, events=events
+    return deploy_aws(settings, yes=yes, allow_replace=allow_replace, events=events)
+
+
+def plan(
+    *,
+    table: str | None = None,
+    keys: KeySpec | None = None,
+    index: str | None = None,
+    name: str = DEFAULT_STACK,
+    region: str | None = None,
+    profile: str | None = None,
+    instance_type: str | None = None,
+    instance_count: int | None = None,
+    operator_arns: Sequence[str] = (),
+    terraform_vars: Mapping[str, Any] | None = None,
+    state_bucket: str | None = None,
+    domain_arn: str | None = None,
+    events: DeployEvents | None = None,
+) -> PlanReport:
+    """What :func:`deploy` would change on AWS (Terraform's plan), changing nothing.
+
+    Takes deploy's AWS arguments; an adopted table's stream is left as it is.
+    """
+    settings = _settings(
+        name=name,
+        region=region,
+        profile=profile,
+        table=table,
+        keys=keys,
+        index=index,
+        instance_type=instance_type,
+        instance_count=instance_count,
+        operator_arns=tuple(operator_arns),
+        extra_vars=dict(terraform_vars or {}),
+        state_bucket=state_bucket,
+        domain_arn=domain_arn,
     )
+    return plan_aws(settings, events=events)
+
+
+def _settings(*, name: str, **values: Any) -> StackSettings:
+    from ddbsearch import infra
+
+    return infra.StackSettings(name=infra.validate_stack_name(name), **values)
 
 
 def _deploy_local(
@@ -188,19 +240,13 @@ def _deploy_local(
     return DeployReport(target)
 
 
-def deploy_aws(
-    settings: StackSettings,
-    *,
-    yes: bool = False,
-    plan_only: bool = False,
-    allow_replace: bool = False,
-    events: DeployEvents | None = None,
-) -> DeployReport:
-    """Deploy ``settings`` to AWS with Terraform: adopt the table, plan, ask, apply."""
+def _planned(
+    settings: StackSettings, *, yes: bool, plan_only: bool, events: DeployEvents
+) -> tuple[PlannedStack, bool]:
+    """Prerequisites, the table's adoption, init and plan: (the saved plan, adopted)."""
     from ddbsearch import infra
-    from ddbsearch.infra.stack import apply_stack, discard_plan, log_path, plan_stack
+    from ddbsearch.infra.stack import plan_stack
 
-    events = events or SilentEvents()
     terraform = infra.check_terraform()
     identity = infra.check_aws(profile=settings.profile, region=settings.region)
     events.starting(settings, identity, terraform)
@@ -221,16 +267,39 @@ def deploy_aws(
     settings = replace(settings, adopt_table=adopted)
     with events.progress("planning") as progress:
         planned = plan_stack(settings, terraform=terraform, identity=identity, on_progress=progress)
+    events.planned(planned.plan)
+    return planned, adopted
+
+
+def plan_aws(settings: StackSettings, *, events: DeployEvents | None = None) -> PlanReport:
+    """Terraform's plan for ``settings``; the saved plan is discarded, nothing changes."""
+    from ddbsearch.infra.stack import discard_plan, log_path
+
+    planned, adopted = _planned(
+        settings, yes=False, plan_only=True, events=events or SilentEvents()
+    )
+    discard_plan(planned)
+    return PlanReport(planned.plan, adopted=adopted, log_path=log_path(settings.name))
+
+
+def deploy_aws(
+    settings: StackSettings,
+    *,
+    yes: bool = False,
+    allow_replace: bool = False,
+    events: DeployEvents | None = None,
+) -> DeployReport:
+    """Deploy ``settings`` to AWS with Terraform: adopt the table, plan, ask, apply."""
+    from ddbsearch.infra.stack import apply_stack, discard_plan, log_path
+
+    events = events or SilentEvents()
+    planned, adopted = _planned(settings, yes=yes, plan_only=False, events=events)
     plan = planned.plan
-    events.planned(plan)
-    if plan_only:
-        discard_plan(planned)
-        return DeployReport(None, adopted=adopted, log_path=log_path(settings.name), plan=plan)
     if plan.dangerous and not allow_replace:
         discard_plan(planned)
-        names = ", ".join(f"{c.address} ({c.action})" for c in plan.dangerous)
+        names = ", ".join(f"{c.action} {c.address}" for c in plan.dangerous)
         raise InputError(
-            f"deploy refused: the plan would {names}, losing its data",
+            f"deploy refused: the plan would {names}, and its data with it",
             hint="nothing was changed; rerun with --allow-replace if that is intended",
         )
     if plan.pending and not (yes or events.confirm_apply(plan)):
@@ -245,7 +314,6 @@ def deploy_aws(
         index_warning=result.index_warning,
         log_path=log_path(result.target.name),
         plan=plan,
-        applied=True,
         security_changes=result.security_changes,
         single_node=result.single_node,
         access_policy_statement=result.access_policy_statement,
