@@ -13,6 +13,10 @@ through AWS_ENDPOINT_URL; the domain's endpoint (a moto-made *.es.amazonaws.com
 name) resolves to a closed loopback port, so preparing the index fails fast and is
 reported as the usual warning (the indexer would create it with its first batch).
 Skipped only when the provider mirror or the terraform binary is absent.
+
+It is the slowest test (about 2 minutes on a busy 2-core machine): Terraform runs a
+dozen times, and the provider itself waits about 25 s after creating the queue for
+its attributes to read back consistently (as it does on AWS); nothing hangs.
 """
 
 from __future__ import annotations
