@@ -131,6 +131,14 @@ def test_deploy_with_real_terraform_onto_an_existing_domain_then_destroy(
     assert "module.indexer.aws_lambda_function.this: Creation complete" in (
         (stack_dir(name) / "terraform.log").read_text()
     )
+    # What the real Terraform wrote (state, lock file, plan, .terraform) is owner-only too.
+    written = {p.name for p in stack_dir(name).rglob("*")}
+    assert {"terraform.tfstate", ".terraform.lock.hcl", "terraform.log"} <= written
+    for path in [stack_dir(name), *stack_dir(name).rglob("*")]:
+        if path.is_symlink():  # the provider, linked from the read-only mirror
+            continue
+        mode = path.stat().st_mode & 0o777
+        assert mode == 0o700 if path.is_dir() else mode & 0o077 == 0, (path, oct(mode))
     target = load_aws_target(name)
     assert target is not None
     assert resolve_target() == target
