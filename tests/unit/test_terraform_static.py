@@ -217,7 +217,7 @@ def test_function_runs_the_zip_handler_on_python_312_arm64() -> None:
     group = resource("modules/indexer", "aws_cloudwatch_log_group", "function")
     assert _one(group["name"]) == "${local.log_group_name}"
     locals_ = {k: v for block in _load("modules/indexer")["locals"] for k, v in block.items()}
-    assert locals_["log_group_name"] == "/aws/lambda/${var.function_name}"
+    assert _one(locals_["log_group_name"]) == "/aws/lambda/${var.function_name}"
     assert "${aws_cloudwatch_log_group.function}" in _one(fn["depends_on"])
 
 
