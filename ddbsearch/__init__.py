@@ -12,6 +12,8 @@ The verbs, as a script uses them (each returns a report; errors are
 
 deploy, destroy
     create / remove the pipeline (table -> stream -> Lambda -> OpenSearch), locally or on AWS
+plan
+    what deploy would change on AWS (Terraform's plan), changing nothing
 put
     write items to the table; its stream indexes them
 backfill
@@ -41,6 +43,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     # verbs
     "deploy": ("ddbsearch.ops.deploy", "deploy"),
     "destroy": ("ddbsearch.ops.deploy", "destroy"),
+    "plan": ("ddbsearch.ops.deploy", "plan"),
     "put": ("ddbsearch.ops.put", "put"),
     "backfill": ("ddbsearch.ops.backfill", "run_backfill"),
     "search": ("ddbsearch.ops.search", "search"),
@@ -57,6 +60,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     # what they return
     "DeployReport": ("ddbsearch.ops.deploy", "DeployReport"),
     "DestroyReport": ("ddbsearch.ops.deploy", "DestroyReport"),
+    "PlanReport": ("ddbsearch.ops.deploy", "PlanReport"),
     "WriteReport": ("ddbsearch.ops.put", "WriteReport"),
     "BackfillSummary": ("ddbsearch.ops.backfill", "BackfillSummary"),
     "SearchResult": ("ddbsearch.ops.search", "SearchResult"),
@@ -73,10 +77,10 @@ _EXPORTS: dict[str, tuple[str, str]] = {
 
 __all__ = [
     "BackfillSummary", "Check", "DdbsearchError", "DeployEvents", "DeployReport",
-    "DestroyReport", "ExitCode", "Hit", "RedriveReport", "ReindexEvents", "ReindexSummary",
-    "SearchRequest", "SearchResult", "StackSettings", "StatusReport", "Target", "WriteReport",
-    "abort_reindex", "backfill", "deploy", "destroy", "put", "redrive", "reindex",
-    "resolve_target", "search", "status",
+    "DestroyReport", "ExitCode", "Hit", "PlanReport", "RedriveReport", "ReindexEvents",
+    "ReindexSummary", "SearchRequest", "SearchResult", "StackSettings", "StatusReport",
+    "Target", "WriteReport", "abort_reindex", "backfill", "deploy", "destroy", "plan", "put",
+    "redrive", "reindex", "resolve_target", "search", "status",
 ]  # fmt: skip
 
 if TYPE_CHECKING:  # mypy and editors see the real names; at run time they stay lazy
@@ -84,7 +88,15 @@ if TYPE_CHECKING:  # mypy and editors see the real names; at run time they stay 
     from ddbsearch.infra.tfvars import StackSettings
     from ddbsearch.ops.backfill import BackfillSummary
     from ddbsearch.ops.backfill import run_backfill as backfill
-    from ddbsearch.ops.deploy import DeployEvents, DeployReport, DestroyReport, deploy, destroy
+    from ddbsearch.ops.deploy import (
+        DeployEvents,
+        DeployReport,
+        DestroyReport,
+        PlanReport,
+        deploy,
+        destroy,
+        plan,
+    )
     from ddbsearch.ops.put import WriteReport, put
     from ddbsearch.ops.redrive import RedriveReport, redrive
     from ddbsearch.ops.reindex import ReindexEvents, ReindexSummary, abort_reindex

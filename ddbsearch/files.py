@@ -22,14 +22,27 @@ DIR_MODE = 0o700
 
 def ensure_dir(path: Path) -> Path:
     """Create ``path`` (and its parents) owner-only if missing; return it."""
+    missing: list[Path] = []
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    # Every directory created here is owner-only, parents included (mkdir's
+    # parents=True would give them the umask's mode).
+    for directory in reversed(missing):
+        directory.mkdir(mode=DIR_MODE, exist_ok=True)
     path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     return path
 
 
 def write_json(path: Path, data: Mapping[str, Any], *, indent: int | None = 2) -> None:
     """Replace ``path`` with ``data`` as JSON, atomically and owner-only."""
+    write_text(path, json.dumps(data, indent=indent, sort_keys=True) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``, atomically and owner-only."""
     ensure_dir(path.parent)
-    text = json.dumps(data, indent=indent, sort_keys=True) + "\n"
     # mkstemp creates the file 0600 with a unique name: concurrent writers never share it.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -4,10 +4,15 @@ Every path that needs to know about a table (put, backfill, status, redrive, the
 search renderer, the AWS adopt flow and the local stack) reads it through
 :func:`describe_table` or :func:`inspect_table` and gets one :class:`TableInfo`.
 
-Adopting an existing table: the indexer needs ``NEW_AND_OLD_IMAGES`` (new image
-to index, keys to delete). A stream's view type cannot be changed in place: a
-stream of another type has to be turned off first, which ends it for every other
-reader; the CLI explains this and asks before :func:`enable_stream` does it.
+Adopting an existing table: the indexer needs the new image (to index) and the
+keys (to delete), so ``NEW_IMAGE`` and ``NEW_AND_OLD_IMAGES`` both work; ddbsearch
+creates ``NEW_AND_OLD_IMAGES``. ``NEW_IMAGE`` records are about half the size
+(Lambda batches are capped at 6 MB), but a delete then carries only the keys: a
+version attribute (the lifecycle option that orders writes by an item attribute)
+needs the OLD image to version deletes. A stream's view type cannot be changed in
+place: a stream of another type has to be turned off first, which ends it for
+every other reader; the CLI explains this and asks before :func:`enable_stream`
+does it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from typing import Any
 
 from ddbsearch.errors import InfraError, NotFoundError
 
-REQUIRED_VIEW_TYPE = "NEW_AND_OLD_IMAGES"
+REQUIRED_VIEW_TYPE = "NEW_AND_OLD_IMAGES"  # what ddbsearch enables
+ACCEPTED_VIEW_TYPES = frozenset({"NEW_IMAGE", "NEW_AND_OLD_IMAGES"})
 KEY_TYPES = frozenset({"S", "N", "B"})
 
 
@@ -68,7 +74,12 @@ class TableInfo:
 
     @property
     def stream_ok(self) -> bool:
-        return self.stream_enabled and self.stream_view_type == REQUIRED_VIEW_TYPE
+        return self.stream_enabled and self.stream_view_type in ACCEPTED_VIEW_TYPES
+
+    @property
+    def lacks_old_images(self) -> bool:
+        """The stream works but carries no old image (what version-attribute deletes use)."""
+        return self.stream_ok and self.stream_view_type != REQUIRED_VIEW_TYPE
 
     def stream_problem(self) -> str | None:
         """One sentence for the operator, or None when the stream is fine."""
@@ -81,8 +92,8 @@ class TableInfo:
             )
         return (
             f"table '{self.name}' streams {self.stream_view_type}, but ddbsearch needs "
-            f"{REQUIRED_VIEW_TYPE}; the current stream must be turned off first, which "
-            "ends it for any other reader"
+            f"NEW_IMAGE or {REQUIRED_VIEW_TYPE}; the current stream must be turned off "
+            "first, which ends it for any other reader"
         )
 
     @classmethod

@@ -57,6 +57,9 @@ class Target:
     log_group_name: str | None = None  # AWS: the function's CloudWatch log group
     domain_name: str | None = None  # AWS: the OpenSearch domain
     operator_arns: tuple[str, ...] = ()  # AWS: principals allowed to search
+    domain_arn: str | None = None  # AWS: the OpenSearch domain's ARN
+    domain_managed: bool | None = None  # AWS: False when the stack uses an existing domain
+    fgac_enabled: bool | None = None  # AWS: the domain has fine-grained access control
     function_log: str | None = None  # local: what the function printed
     root: str | None = None  # local: the stack's state directory
 
@@ -175,11 +178,15 @@ def resolve_target(
     table: str | None = None,
     index: str | None = None,
     region: str | None = None,
+    profile: str | None = None,
 ) -> Target:
     """Pick the target: explicit flags first, then the last deploy.
 
     ``--local`` forces the local stack; ``--name`` an AWS stack; otherwise the
-    stack the last ``deploy`` made current. Remaining flags override fields.
+    stack the last ``deploy`` made current. Remaining flags override fields;
+    ``profile`` (``--profile`` / ``AWS_PROFILE``) replaces the one deploy used
+    (boto3 resolves SSO, assume-role and credential_process profiles like the AWS
+    CLI, and the search clients sign with those credentials, session token included).
     """
     target: Target | None
     if local:
@@ -212,6 +219,7 @@ def resolve_target(
                     table=table,
                     index=index or table.lower(),
                     search_endpoint=endpoint,
+                    profile=profile,
                 )
             raise NotDeployedError(
                 "nothing is deployed yet",
@@ -219,4 +227,8 @@ def resolve_target(
             )
     if table is not None:
         target = target.for_table(table)
-    return target.with_overrides(search_endpoint=endpoint, index=index, region=region)
+    if target.kind == "local":
+        profile = None  # the local stack uses emulator credentials, never a profile
+    return target.with_overrides(
+        search_endpoint=endpoint, index=index, region=region, profile=profile
+    )

@@ -21,7 +21,7 @@ from ddbsearch.cli import app
 from ddbsearch.errors import ExitCode
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-TARGET_OPTIONS = {"--local", "--name", "--endpoint", "--table", "--index", "--region"}
+TARGET_OPTIONS = {"--local", "--name", "--endpoint", "--table", "--index", "--region", "--profile"}
 OPTION = re.compile(r"`(--[a-z][a-z0-9-]*)")
 
 

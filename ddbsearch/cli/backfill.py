@@ -16,6 +16,7 @@ from ddbsearch.cli.options import (
     IndexOpt,
     LocalOpt,
     NameOpt,
+    ProfileOpt,
     RegionOpt,
     TableOpt,
     target_from,
@@ -108,6 +109,7 @@ def backfill(
     table: TableOpt = None,
     index: IndexOpt = None,
     region: RegionOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Index the rows the table already holds (parallel Scan, paced, resumable).
 
@@ -119,7 +121,13 @@ def backfill(
     from ddbsearch.ops.backfill import run_backfill
 
     target = target_from(
-        local=local, name=name, endpoint=endpoint, table=table, index=index, region=region
+        local=local,
+        name=name,
+        endpoint=endpoint,
+        table=table,
+        index=index,
+        region=region,
+        profile=profile,
     )
     holder: list[BackfillSummary] = []
     with contextlib.ExitStack() as stack:

@@ -17,6 +17,7 @@ from ddbsearch.cli.options import (
     JsonOpt,
     LocalOpt,
     NameOpt,
+    ProfileOpt,
     RegionOpt,
     TableOpt,
     target_from,
@@ -42,16 +43,6 @@ def dashboards(
         bool,
         typer.Option("--no-browser", help="Print the URL only; do not open a browser."),
     ] = False,
-    profile: Annotated[
-        str | None,
-        typer.Option(
-            "--profile",
-            help=(
-                "AWS profile whose credentials sign the requests "
-                "(default: the one deploy used, else the usual AWS chain)."
-            ),
-        ),
-    ] = None,
     json_output: JsonOpt = False,
     local: LocalOpt = False,
     name: NameOpt = None,
@@ -59,6 +50,7 @@ def dashboards(
     table: TableOpt = None,
     index: IndexOpt = None,
     region: RegionOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Open OpenSearch Dashboards through a local proxy that signs with your credentials.
 
@@ -71,10 +63,14 @@ def dashboards(
     from ddbsearch.ops.dashboards import proxy_for
 
     target = target_from(
-        local=local, name=name, endpoint=endpoint, table=table, index=index, region=region
+        local=local,
+        name=name,
+        endpoint=endpoint,
+        table=table,
+        index=index,
+        region=region,
+        profile=profile,
     )
-    if profile is not None:
-        target = target.with_overrides(profile=profile)
     proxy = proxy_for(target, port=port)
     stop = threading.Event()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -19,10 +19,12 @@ from ddbsearch.cli.options import (
     VersionAttributeOpt,
     schema_from,
 )
+from ddbsearch.errors import ExitCode, InputError
 from ddbsearch.targets import DEFAULT_STACK, DEFAULT_TABLE, REFERENCE_KEYS, Target
 
 if TYPE_CHECKING:
     from ddbsearch.infra import AwsIdentity, DestroyPreview, StackSettings, TerraformInfo
+    from ddbsearch.infra.plan import PlanSummary
     from ddbsearch.ops.deploy import DeployReport
     from ddbsearch.tables import TableInfo
 
@@ -195,9 +197,44 @@ def deploy(
             rich_help_panel=_AWS_PANEL,
         ),
     ] = None,
+    domain_arn: Annotated[
+        str | None,
+        typer.Option(
+            "--domain-arn",
+            metavar="ARN",
+            help=(
+                "Use this existing OpenSearch domain instead of creating one; it is never "
+                "changed or deleted (its owner grants the indexer access: see docs/aws.md)."
+            ),
+            rich_help_panel=_AWS_PANEL,
+        ),
+    ] = None,
+    plan_only: Annotated[
+        bool,
+        typer.Option(
+            "--plan-only",
+            help="Show what Terraform would change and exit: 0 nothing pending, 14 pending.",
+            rich_help_panel=_AWS_PANEL,
+        ),
+    ] = False,
+    allow_replace: Annotated[
+        bool,
+        typer.Option(
+            "--allow-replace",
+            help=(
+                "Allow a plan that replaces or destroys the search domain or the table "
+                "(their data is lost); refused otherwise, even with --yes."
+            ),
+            rich_help_panel=_AWS_PANEL,
+        ),
+    ] = False,
     yes: Annotated[
         bool,
-        typer.Option("--yes", "-y", help="Do not ask before changing an existing table's stream."),
+        typer.Option(
+            "--yes",
+            "-y",
+            help="Do not ask: apply the plan and change an existing table's stream (for CI).",
+        ),
     ] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the deployed target as JSON on stdout.")
@@ -210,9 +247,10 @@ def deploy(
 ) -> None:
     """Create the pipeline: table (or adopt yours) -> stream -> Lambda -> OpenSearch.
 
-    On AWS it runs Terraform (init, plan, apply) in a per-stack directory, keeps
-    the full Terraform log there, and makes the stack the default target of the
-    other commands. With --local it starts the local stack instead.
+    On AWS it runs Terraform (init, plan) in a per-stack directory, shows the plan
+    and asks before applying it, keeps the full Terraform log there, and makes the
+    stack the default target of the other commands. With --local it starts the
+    local stack instead.
     """
     from ddbsearch import infra
     from ddbsearch.ops.deploy import deploy as run_deploy
@@ -221,27 +259,33 @@ def deploy(
     # reference keys. --hash-key alone: a table without sort key.
     keys_given = hash_key is not None or range_key is not None
     parsed_hash = infra.parse_key(hash_key, option="--hash-key") if hash_key else REFERENCE_KEYS[0]
-    schema = schema_from(mapping, include, exclude, version_attribute, ttl_deletes)
     parsed_range: tuple[str, str] | None = None
     if range_key and range_key.lower() != "none":
         parsed_range = infra.parse_key(range_key, option="--range-key")
-    report = run_deploy(
-        local=local,
-        table=table,
-        keys=(parsed_hash, parsed_range) if keys_given else None,
-        index=index,
-        name=name,
-        region=region,
-        profile=profile,
-        instance_type=instance_type,
-        instance_count=instance_count,
-        operator_arns=operator_arn or (),
-        terraform_vars=None if local else infra.parse_vars(var or ()),
-        state_bucket=state_bucket,
-        yes=yes,
-        events=TerminalEvents(),
-        schema=schema,
-    )
+    common: dict[str, Any] = {
+        "table": table,
+        "keys": (parsed_hash, parsed_range) if keys_given else None,
+        "index": index,
+        "name": name,
+        "region": region,
+        "profile": profile,
+        "instance_type": instance_type,
+        "instance_count": instance_count,
+        "operator_arns": operator_arn or (),
+        "terraform_vars": None if local else infra.parse_vars(var or ()),
+        "state_bucket": state_bucket,
+        "domain_arn": domain_arn,
+        "events": TerminalEvents(),
+    }
+    if plan_only:
+        if local:
+            raise InputError("--plan-only is for AWS stacks", hint="drop --local")
+        from ddbsearch.ops.deploy import plan as run_plan
+
+        planned = run_plan(**common)
+        raise typer.Exit(int(ExitCode.PENDING) if planned.pending else int(ExitCode.OK))
+    schema = schema_from(mapping, include, exclude, version_attribute, ttl_deletes)
+    report = run_deploy(local=local, yes=yes, allow_replace=allow_replace, schema=schema, **common)
     if json_output:
         console.out.print_json(json.dumps(report.target.to_json()))
     if local:
@@ -274,6 +318,11 @@ class TerminalEvents:
         problem = table.stream_problem()
         if problem:
             console.warn(problem)
+        elif table.lacks_old_images:
+            console.info(
+                f"table {escape(table.name)} streams NEW_IMAGE: accepted (deletes carry the keys); "
+                "ordering deletes by a version attribute would need NEW_AND_OLD_IMAGES"
+            )
 
     def confirm_stream_change(self, table: TableInfo) -> bool:
         question = f"Turn on a NEW_AND_OLD_IMAGES stream on table '{table.name}' now (UpdateTable)?"
@@ -281,6 +330,12 @@ class TerminalEvents:
 
     def stream_enabled(self, table: TableInfo) -> None:
         console.info(f"stream enabled on {escape(table.name)} (NEW_AND_OLD_IMAGES)")
+
+    def planned(self, plan: PlanSummary) -> None:
+        _print_plan(plan)
+
+    def confirm_apply(self, plan: PlanSummary) -> bool:
+        return _confirm(f"Apply this plan ({plan.headline()})?", yes=False)
 
     def destroy_planned(self, preview: DestroyPreview, identity: AwsIdentity) -> None:
         console.info(
@@ -300,8 +355,42 @@ class TerminalEvents:
                 "stack: it is deleted with its data.[/]"
             )
 
+        if preview.target is not None and preview.target.domain_managed is False:
+            console.info(
+                f"The existing domain [bold]{escape(preview.target.domain_name or '')}[/] "
+                "stays (the stack only used it)."
+            )
+        if preview.target is not None and preview.target.fgac_enabled:
+            console.info(
+                f"ddbsearch's OpenSearch roles ddbsearch-{escape(preview.name)}-indexer/-operator "
+                "and their mappings are removed first."
+            )
+
     def confirm_destroy(self, name: str) -> bool:
         return _confirm(f"Destroy stack '{name}'?", yes=False)
+
+
+_ACTION_STYLE = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red"}
+_ACTION_MARK = {"create": "+", "update": "~", "replace": "-/+", "delete": "-"}
+
+
+def _print_plan(plan: PlanSummary) -> None:
+    """The plan in a few lines: one per resource change, data-losing ones in red."""
+    console.info(f"Terraform plan: [bold]{escape(plan.headline())}[/]")
+    for change in plan.changes:
+        if change.precious:
+            console.info(
+                f"  [bold red]{_ACTION_MARK[change.action]} {escape(change.address)} "
+                f"({change.action}: its data is lost)[/]"
+            )
+        else:
+            style = _ACTION_STYLE[change.action]
+            console.info(f"  [{style}]{_ACTION_MARK[change.action]}[/] {escape(change.address)}")
+    if plan.dangerous:
+        console.info(
+            "[bold red]This plan replaces or destroys the search domain or the table: "
+            "deploy needs --allow-replace to apply it.[/]"
+        )
 
 
 def _report_deploy(report: DeployReport) -> None:
@@ -309,6 +398,25 @@ def _report_deploy(report: DeployReport) -> None:
     console.info(f"[green]deployed[/] stack {escape(target.name)}:")
     _print_target(target)
     console.info(f"  Terraform log: {escape(str(report.log_path))}")
+    if report.single_node:
+        console.warn(
+            "the search domain has one node and no replica: fine for trying, not for "
+            "production (raise instance_count: --instance-count 2 or --var instance_count=3)"
+        )
+    if report.security_changes:
+        console.info(
+            "fine-grained access control: mapped the indexer and the operators to "
+            f"ddbsearch-{escape(target.name)}-indexer/-operator "
+            f"({len(report.security_changes)} roles/mappings written)"
+        )
+    elif target.fgac_enabled:
+        console.info("fine-grained access control: ddbsearch's roles and mappings are in place")
+    if report.access_policy_statement is not None:
+        console.warn(
+            "the existing domain's owner must allow the indexer in its access policy: add "
+            + json.dumps(report.access_policy_statement, separators=(",", ":"))
+            + " (docs/aws.md, 'An existing domain')"
+        )
     if report.index_warning:
         console.warn(
             f"the index {target.index} could not be prepared yet ({report.index_warning}); "
@@ -376,6 +484,8 @@ def destroy(
     from ddbsearch.ops.deploy import destroy as run_destroy
 
     report = run_destroy(local=local, name=name, profile=profile, yes=yes, events=TerminalEvents())
+    for warning in report.warnings:
+        console.warn(warning)
     if not report.local:
         console.info(f"[green]destroyed[/] stack {escape(report.name)}")
     elif report.stopped:

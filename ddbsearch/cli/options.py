@@ -71,6 +71,18 @@ RegionOpt = Annotated[
         rich_help_panel=_TARGET_PANEL,
     ),
 ]
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        envvar="AWS_PROFILE",
+        help=(
+            "AWS profile for the credentials (SSO and assume-role profiles work as in "
+            "the AWS CLI); default: the one deploy used, else the usual AWS chain."
+        ),
+        rich_help_panel=_TARGET_PANEL,
+    ),
+]
 JsonOpt = Annotated[
     bool,
     typer.Option("--json", help="Machine-readable output on stdout instead of the Rich view."),
@@ -85,10 +97,17 @@ def target_from(
     table: str | None,
     index: str | None,
     region: str | None,
+    profile: str | None = None,
 ) -> Target:
     """The target the shared options select (NotDeployedError when there is none)."""
     return resolve_target(
-        local=local, name=name, endpoint=endpoint, table=table, index=index, region=region
+        local=local,
+        name=name,
+        endpoint=endpoint,
+        table=table,
+        index=index,
+        region=region,
+        profile=profile,
     )
 
 

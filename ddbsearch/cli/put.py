@@ -14,6 +14,7 @@ from ddbsearch.cli.options import (
     JsonOpt,
     LocalOpt,
     NameOpt,
+    ProfileOpt,
     RegionOpt,
     TableOpt,
     target_from,
@@ -66,6 +67,7 @@ def put(
     table: TableOpt = None,
     index: IndexOpt = None,
     region: RegionOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Write items to the table (the stream then indexes them).
 
@@ -86,7 +88,13 @@ def put(
     elif file is not None:
         items = [(f"{file} line {n}", it) for n, it in parse_lines(read_file(file), source=file)]
     target = target_from(
-        local=local, name=name, endpoint=endpoint, table=table, index=index, region=region
+        local=local,
+        name=name,
+        endpoint=endpoint,
+        table=table,
+        index=index,
+        region=region,
+        profile=profile,
     )
     total = generate if generate is not None else len(items)
     with progress_bar(f"writing to {target.table}", total) as advance:

@@ -15,6 +15,7 @@ from ddbsearch.cli.options import (
     JsonOpt,
     LocalOpt,
     NameOpt,
+    ProfileOpt,
     RegionOpt,
     TableOpt,
     target_from,
@@ -45,6 +46,7 @@ def redrive(
     table: TableOpt = None,
     index: IndexOpt = None,
     region: RegionOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Re-index the current state of every dead-lettered item, then drop its message.
 
@@ -55,7 +57,13 @@ def redrive(
     from ddbsearch.ops.redrive import redrive as run
 
     target = target_from(
-        local=local, name=name, endpoint=endpoint, table=table, index=index, region=region
+        local=local,
+        name=name,
+        endpoint=endpoint,
+        table=table,
+        index=index,
+        region=region,
+        profile=profile,
     )
     report = run(target, max_messages=max_messages, dry_run=dry_run)
     if json_output:

@@ -18,6 +18,7 @@ from ddbsearch.cli.options import (
     LocalOpt,
     MappingOpt,
     NameOpt,
+    ProfileOpt,
     RegionOpt,
     TableOpt,
     TtlDeletesOpt,
@@ -124,6 +125,7 @@ def reindex(
     table: TableOpt = None,
     index: IndexOpt = None,
     region: RegionOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Rebuild the index as a new generation and swap searches to it, with no downtime.
 
@@ -139,7 +141,13 @@ def reindex(
     from ddbsearch.ops.reindex import ReindexEvents, abort_reindex, run_reindex
 
     target = target_from(
-        local=local, name=name, endpoint=endpoint, table=table, index=index, region=region
+        local=local,
+        name=name,
+        endpoint=endpoint,
+        table=table,
+        index=index,
+        region=region,
+        profile=profile,
     )
     settle = RETIRE_GRACE_SECONDS if settle_seconds is None else settle_seconds
     schema = schema_from(mapping, include, exclude, version_attribute, ttl_deletes)

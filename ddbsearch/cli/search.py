@@ -17,6 +17,7 @@ from ddbsearch.cli.options import (
     IndexOpt,
     LocalOpt,
     NameOpt,
+    ProfileOpt,
     RegionOpt,
     TableOpt,
     target_from,
@@ -146,6 +147,7 @@ def search(
     table: TableOpt = None,
     index: IndexOpt = None,
     region: RegionOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Search the index and print the hits (exit code 3 when nothing matches)."""
     from ddbsearch.ops.search import SearchRequest
@@ -161,7 +163,13 @@ def search(
         highlight=not json_output,
     )
     target = target_from(
-        local=local, name=name, endpoint=endpoint, table=table, index=index, region=region
+        local=local,
+        name=name,
+        endpoint=endpoint,
+        table=table,
+        index=index,
+        region=region,
+        profile=profile,
     )
     result = run_search(target, request, with_key_names=not json_output and not console.state.quiet)
     if json_output:

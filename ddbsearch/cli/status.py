@@ -14,6 +14,7 @@ from ddbsearch.cli.options import (
     IndexOpt,
     LocalOpt,
     NameOpt,
+    ProfileOpt,
     RegionOpt,
     TableOpt,
     target_from,
@@ -47,6 +48,7 @@ def status(
     table: TableOpt = None,
     index: IndexOpt = None,
     region: RegionOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Say whether the pipeline is healthy (exit code 9 when it is not).
 
@@ -57,7 +59,13 @@ def status(
     from ddbsearch.ops.status import collect_status
 
     target = target_from(
-        local=local, name=name, endpoint=endpoint, table=table, index=index, region=region
+        local=local,
+        name=name,
+        endpoint=endpoint,
+        table=table,
+        index=index,
+        region=region,
+        profile=profile,
     )
     report = collect_status(target, max_lag_seconds=max_lag)
     if json_output:

@@ -25,6 +25,7 @@ class ExitCode(IntEnum):
     UNHEALTHY = 9  # status found the pipeline degraded
     PARTIAL = 10  # the command finished but some records or items failed
     INFRA = 11  # terraform (or the cloud API it drives) failed
+    PENDING = 14  # deploy --plan-only: the stack has changes to apply
     ABORTED = 130  # interrupted (Ctrl-C) or confirmation declined
 
 

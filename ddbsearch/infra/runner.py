@@ -21,6 +21,7 @@ from typing import IO, Any
 from python_terraform import IsFlagged, Terraform
 
 from ddbsearch.errors import InfraError
+from ddbsearch.files import DIR_MODE, FILE_MODE, ensure_dir
 
 ProgressCallback = Callable[[str], None]
 
@@ -54,6 +55,23 @@ def first_error(text: str) -> str | None:
     return None
 
 
+def tighten(root: Path) -> None:
+    """Make everything under ``root`` owner-only (files 0600, keeping the owner's execute
+    bit for provider binaries; directories 0700): Terraform writes state, plans and
+    tfvars copies, and a umask does not cover files it created before."""
+    if not root.is_dir():
+        return
+    for dirpath, dirnames, filenames in os.walk(root):
+        os.chmod(dirpath, DIR_MODE)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                continue
+            mode = os.stat(path).st_mode & 0o777
+            os.chmod(path, FILE_MODE | (mode & 0o100))
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+
+
 class _StreamingTerraform(Terraform):  # type: ignore[misc]
     """python-terraform whose ``cmd`` streams stdout to the log and a callback."""
 
@@ -65,11 +83,13 @@ class _StreamingTerraform(Terraform):  # type: ignore[misc]
         env: Mapping[str, str],
         log: IO[str],
         on_line: Callable[[str], None],
+        log_out: bool = True,
     ) -> None:
         super().__init__(working_dir=str(working_dir), terraform_bin_path=binary)
         self._env = dict(env)
         self._log = log
         self._on_line = on_line
+        self._log_out = log_out
 
     def cmd(self, cmd: str, *args: Any, **kwargs: Any) -> tuple[int, str, str]:
         kwargs.pop("capture_output", None)
@@ -91,6 +111,7 @@ class _StreamingTerraform(Terraform):  # type: ignore[misc]
                 encoding="utf-8",  # Terraform writes UTF-8 (box drawing) whatever the locale
                 errors="replace",
                 bufsize=1,
+                umask=0o077,  # state, plan, lock and provider files: owner-only
             )
         except OSError as exc:
             self.temp_var_files.clean_up()
@@ -108,14 +129,17 @@ class _StreamingTerraform(Terraform):  # type: ignore[misc]
         try:
             for line in proc.stdout:
                 out_chunks.append(line)
-                self._log.write(line)
-                self._on_line(line.rstrip("\n"))
+                if self._log_out:
+                    self._log.write(line)
+                    self._on_line(line.rstrip("\n"))
             proc.wait()
         finally:
             if proc.poll() is None:  # interrupted: let terraform stop gracefully on SIGINT
                 proc.wait()
             reader.join()
             self.temp_var_files.clean_up()
+        if not self._log_out:
+            self._log.write(f"(output not logged: {sum(map(len, out_chunks))} characters)\n")
         if err_chunks:
             self._log.write("--- stderr\n" + "".join(err_chunks))
         self._log.write(f"=== exit {proc.returncode}\n")
@@ -151,7 +175,7 @@ class TerraformRunner:
         self._env = base
         self._phase = ""
 
-    def _tf(self, log: IO[str]) -> _StreamingTerraform:
+    def _tf(self, log: IO[str], *, log_out: bool = True) -> _StreamingTerraform:
         def on_line(line: str) -> None:
             if _PROGRESS_RE.match(line):
                 self._on_progress(f"{self._phase}: {line}")
@@ -162,14 +186,19 @@ class TerraformRunner:
             env=self._env,
             log=log,
             on_line=on_line,
+            log_out=log_out,
         )
 
-    def _run(self, phase: str, cmd: str, *args: str, **options: Any) -> str:
+    def _run(self, phase: str, cmd: str, *args: str, log_out: bool = True, **options: Any) -> str:
         self._phase = phase
         self._on_progress(phase)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("a", encoding="utf-8") as log:
-            code, out, err = self._tf(log).cmd(cmd, *args, **options)
+        ensure_dir(self.log_path.parent)
+        # The log holds plan output (resource attributes): owner-only, like every stack file.
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "a", encoding="utf-8") as log:
+            code, out, err = self._tf(log, log_out=log_out).cmd(cmd, *args, **options)
+        tighten(self.working_dir)
         if code != 0:
             reason = first_error(err) or first_error(out) or f"exit status {code}"
             raise InfraError(f"{phase} failed: {reason}", hint=f"full log: {self.log_path}")
@@ -204,6 +233,22 @@ class TerraformRunner:
         self._run(
             "terraform destroy", "destroy", input=False, no_color=IsFlagged, auto_approve=IsFlagged
         )
+
+    def show_json(self, plan_file: str = "tfplan") -> dict[str, Any]:
+        """``terraform show -json <plan>``: the saved plan as JSON."""
+        import json
+
+        # The plan JSON repeats every attribute (the function's environment too): not logged.
+        out = self._run(
+            "terraform show", "show", plan_file, json=IsFlagged, no_color=IsFlagged, log_out=False
+        )
+        try:
+            shown = json.loads(out or "{}")
+        except ValueError as exc:
+            raise InfraError(
+                "terraform show -json did not return JSON", hint=f"full log: {self.log_path}"
+            ) from exc
+        return shown if isinstance(shown, dict) else {}
 
     def state_list(self) -> list[str]:
         out = self._run("terraform state list", "state list")

@@ -16,17 +16,19 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ddbsearch.errors import InfraError, InputError, NotDeployedError
+from ddbsearch.errors import AuthError, InfraError, InputError, NotDeployedError
+from ddbsearch.files import ensure_dir, write_json, write_text
+from ddbsearch.infra.plan import PlanSummary, summarize
 from ddbsearch.infra.prerequisites import AwsIdentity, TerraformInfo
 
 if TYPE_CHECKING:
     from ddbsearch.ops.reindex import SchemaOptions
 from ddbsearch.infra.resources import terraform_dir
-from ddbsearch.infra.runner import ProgressCallback, TerraformRunner
+from ddbsearch.infra.runner import ProgressCallback, TerraformRunner, tighten
 from ddbsearch.infra.tfvars import ZIP_NAME, StackSettings, validate_stack_name
 from ddbsearch.targets import (
     Target,
@@ -55,7 +57,7 @@ def log_path(name: str) -> Path:
 def _copy_modules(dest: Path) -> None:
     """Refresh the module copy in ``dest``; state, tfvars, zip and .terraform stay."""
     source = terraform_dir()
-    dest.mkdir(parents=True, exist_ok=True)
+    ensure_dir(dest)
     for old in dest.glob("*.tf"):
         if old.name != _BACKEND_TF:
             old.unlink()
@@ -97,10 +99,11 @@ def _backend(
             f"stack '{settings.name}' keeps its state in s3://{remembered.get('bucket')}",
             hint="pass that --state-bucket (or none)",
         )
-    remembered_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    (workdir / _BACKEND_TF).write_text(
+    write_json(remembered_file, config)
+    write_text(
+        workdir / _BACKEND_TF,
         "# Written by ddbsearch deploy --state-bucket: state in S3 (settings in backend.json).\n"
-        'terraform {\n  backend "s3" {}\n}\n'
+        'terraform {\n  backend "s3" {}\n}\n',
     )
     return config
 
@@ -144,6 +147,9 @@ def target_from_outputs(
         log_group_name=outputs.get("log_group_name"),
         domain_name=outputs.get("domain_name"),
         operator_arns=(arns,) if isinstance(arns, str) else tuple(arns),
+        domain_arn=outputs.get("domain_arn"),
+        domain_managed=outputs.get("domain_managed"),
+        fgac_enabled=outputs.get("fine_grained_access_control_enabled"),
     )
 
 
@@ -158,6 +164,10 @@ class DeployResult:
     target: Target
     index_created: bool  # False: it existed already, or could not be prepared (see warning)
     index_warning: str | None  # why the index could not be prepared now (not fatal)
+    plan: PlanSummary = field(default_factory=PlanSummary)
+    security_changes: tuple[str, ...] = ()  # FGAC roles/mappings written (empty: all in place)
+    single_node: bool = False  # one data node, no replica
+    access_policy_statement: Mapping[str, Any] | None = None  # existing domain without FGAC
 
 
 def prepare_index(target: Target, *, credentials: Any, schema: SchemaOptions | None = None) -> bool:
@@ -167,28 +177,47 @@ def prepare_index(target: Target, *, credentials: Any, schema: SchemaOptions | N
     the Lambda needs nothing: it reads each generation's configuration from ``_meta``.
     """
     from ddbsearch.core.template import ensure_index
-    from ddbsearch.core.transport import SearchTransport
     from ddbsearch.ops.reindex import first_generation_config
 
-    transport = SearchTransport(
-        target.search_endpoint, region=target.region, sigv4=True, credentials=credentials
-    )
+    transport = _transport(target, credentials)
     config = first_generation_config(transport, target.index, schema, target.key_names)
     return ensure_index(transport, target.index, update_template=True, config=config)
 
 
-def deploy_stack(
+def _transport(target: Target, credentials: Any) -> Any:
+    from ddbsearch.core.transport import SearchTransport
+
+    return SearchTransport(
+        target.search_endpoint,
+        region=target.region,
+        sigv4=target.sigv4,
+        credentials=credentials,
+    )
+
+
+@dataclass
+class PlannedStack:
+    """A stack with a saved plan (``tfplan``) waiting for :func:`apply_stack`."""
+
+    settings: StackSettings
+    identity: AwsIdentity
+    runner: TerraformRunner
+    plan: PlanSummary
+    plan_file: str = "tfplan"
+
+
+def plan_stack(
     settings: StackSettings,
     *,
     terraform: TerraformInfo,
     identity: AwsIdentity,
     on_progress: ProgressCallback | None = None,
     build_zip: Callable[[Path], Path] = _build_zip,
-    schema: SchemaOptions | None = None,
-) -> DeployResult:
-    """Package, init, plan, apply; save the target, make it current, prepare the index."""
+) -> PlannedStack:
+    """Package, init and plan (saved to ``tfplan``); nothing in the account changes."""
     validate_stack_name(settings.name)
     progress = on_progress or (lambda _msg: None)
+    ensure_dir(stack_dir(settings.name))
     workdir = working_dir(settings.name)
     previous = workdir / TFVARS_FILE
     if previous.is_file():
@@ -203,9 +232,9 @@ def deploy_stack(
     _copy_modules(workdir)
     progress("building the Lambda package")
     build_zip(workdir)
-    tfvars = settings.tfvars(region=identity.region)
-    (workdir / TFVARS_FILE).write_text(json.dumps(tfvars, indent=2, sort_keys=True) + "\n")
+    write_json(workdir / TFVARS_FILE, settings.tfvars(region=identity.region))
     backend = _backend(workdir, settings, identity.region, terraform)
+    tighten(workdir)
     runner = TerraformRunner(
         workdir,
         binary=terraform.path,
@@ -215,24 +244,124 @@ def deploy_stack(
     )
     runner.init(backend)
     runner.plan()
-    runner.apply()
-    target = target_from_outputs(settings.name, runner.outputs(), profile=settings.profile)
-    save_aws_target(target)
-    set_current("aws", settings.name)
-    progress(f"preparing the index {target.index}")
-    # The indexer also creates the index on its first batch, so a failure here (a new
-    # domain's access policy can take a minute to apply) is reported, not fatal.
+    summary = summarize(runner.show_json())
+    return PlannedStack(settings, identity, runner, summary)
+
+
+def discard_plan(planned: PlannedStack) -> None:
+    (planned.runner.working_dir / planned.plan_file).unlink(missing_ok=True)
+
+
+def apply_stack(
+    planned: PlannedStack,
+    *,
+    on_progress: ProgressCallback | None = None,
+    schema: SchemaOptions | None = None,
+) -> DeployResult:
+    """Apply the saved plan; save the target, make it current, map FGAC roles, prepare the index."""
     from ddbsearch.core.transport import TransportError
     from ddbsearch.errors import DdbsearchError
     from ddbsearch.infra.prerequisites import session_for
 
+    progress = on_progress or (lambda _msg: None)
+    settings, runner = planned.settings, planned.runner
+    runner.apply(planned.plan_file)
+    outputs = runner.outputs()
+    target = target_from_outputs(settings.name, outputs, profile=settings.profile)
+    save_aws_target(target)
+    set_current("aws", settings.name)
+    credentials = session_for(planned.identity).get_credentials()
+    changed: tuple[str, ...] = ()
+    if target.fgac_enabled:
+        progress("mapping the indexer and the operators to their OpenSearch roles")
+        changed = apply_security(target, outputs, credentials=credentials)
+    statement = None
+    if target.domain_managed is False and not target.fgac_enabled:
+        statement = access_policy_statement(outputs)
+    single = bool(outputs.get("domain_single_node"))
+    progress(f"preparing the index {target.index}")
+    # The indexer also creates the index on its first batch, so a failure here (a new
+    # domain's access policy can take a minute to apply) is reported, not fatal.
     try:
-        created = prepare_index(
-            target, credentials=session_for(identity).get_credentials(), schema=schema
-        )
+        created = prepare_index(target, credentials=credentials, schema=schema)
+        warning = None
     except (DdbsearchError, TransportError) as exc:
-        return DeployResult(target, index_created=False, index_warning=str(exc))
-    return DeployResult(target, index_created=created, index_warning=None)
+        created, warning = False, str(exc)
+    return DeployResult(
+        target,
+        index_created=created,
+        index_warning=warning,
+        plan=planned.plan,
+        security_changes=changed,
+        single_node=single,
+        access_policy_statement=statement,
+    )
+
+
+def apply_security(
+    target: Target, outputs: Mapping[str, Any], *, credentials: Any
+) -> tuple[str, ...]:
+    """Create or update the stack's FGAC roles and mappings, as the master user."""
+    from ddbsearch.infra import security
+
+    indexer_arn = outputs.get("indexer_role_arn")
+    if not indexer_arn:
+        raise InfraError("terraform outputs lack indexer_role_arn (needed for FGAC)")
+    roles = security.stack_roles(
+        stack=target.name,
+        index=target.index,
+        indexer_role_arn=str(indexer_arn),
+        operator_arns=target.operator_arns,
+    )
+    master = outputs.get("master_user_arn")
+    try:
+        return tuple(security.apply_roles(_transport(target, credentials), roles))
+    except AuthError as exc:
+        raise AuthError(
+            f"could not map ddbsearch's FGAC roles: {exc.message}",
+            hint=(
+                f"run deploy as the FGAC master user{f' ({master})' if master else ''} "
+                "or a principal mapped to security_manager, then deploy again"
+            ),
+        ) from exc
+
+
+def access_policy_statement(outputs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The statement an existing domain's owner adds so the indexer may write (no FGAC)."""
+    role = outputs.get("indexer_role_arn")
+    domain = outputs.get("domain_arn")
+    grants = outputs.get("indexer_domain_grants") or []
+    if not role or not domain or not grants:
+        return None
+    actions = sorted({a for g in grants for a in g.get("actions", [])})
+    paths = [f"{domain}/{p}" for g in grants for p in g.get("paths", [])]
+    return {
+        "Sid": "DdbsearchIndexer",
+        "Effect": "Allow",
+        "Principal": {"AWS": role},
+        "Action": actions,
+        "Resource": list(dict.fromkeys(paths)),
+    }
+
+
+def deploy_stack(
+    settings: StackSettings,
+    *,
+    terraform: TerraformInfo,
+    identity: AwsIdentity,
+    on_progress: ProgressCallback | None = None,
+    build_zip: Callable[[Path], Path] = _build_zip,
+    schema: SchemaOptions | None = None,
+) -> DeployResult:
+    """Plan and apply without asking (the library's non-interactive path)."""
+    planned = plan_stack(
+        settings,
+        terraform=terraform,
+        identity=identity,
+        on_progress=on_progress,
+        build_zip=build_zip,
+    )
+    return apply_stack(planned, on_progress=on_progress, schema=schema)
 
 
 @dataclass(frozen=True)
@@ -301,9 +430,32 @@ def destroy_stack(
     terraform: TerraformInfo,
     on_progress: ProgressCallback | None = None,
     build_zip: Callable[[Path], Path] = _build_zip,
-) -> None:
-    """terraform destroy; then forget the target. Run :func:`preview_destroy` first."""
+    credentials: Any = None,
+) -> tuple[str, ...]:
+    """Remove the stack's FGAC roles, terraform destroy, forget the target.
+
+    Run :func:`preview_destroy` first. Returns warnings (roles that could not be
+    removed); an existing domain itself is never touched.
+    """
+    from ddbsearch.core.transport import TransportError
+    from ddbsearch.errors import DdbsearchError
+
     workdir = _existing_workdir(name)
+    progress = on_progress or (lambda _msg: None)
+    warnings: list[str] = []
+    target = load_aws_target(name)
+    if target is not None and target.fgac_enabled:
+        # Before the domain goes (and on an existing domain, which stays).
+        progress("removing ddbsearch's OpenSearch roles and mappings")
+        from ddbsearch.infra import security
+
+        try:
+            security.remove_roles(_transport(target, credentials), name)
+        except (DdbsearchError, TransportError) as exc:
+            warnings.append(
+                f"the FGAC roles ddbsearch-{name}-* could not be removed ({exc}); "
+                "delete them in the security plugin as the master user"
+            )
     if not (workdir / ZIP_NAME).is_file():
         # Terraform hashes the zip even to delete the function.
         build_zip(workdir)
@@ -314,3 +466,4 @@ def destroy_stack(
     # Nothing is left to manage: drop the working directory (its .terraform holds the
     # provider, hundreds of MB). The log stays next to it.
     shutil.rmtree(workdir, ignore_errors=True)
+    return tuple(warnings)

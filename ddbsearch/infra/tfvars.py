@@ -95,6 +95,7 @@ class StackSettings:
     operator_arns: tuple[str, ...] = ()
     extra_vars: Mapping[str, Any] = field(default_factory=dict)
     state_bucket: str | None = None
+    domain_arn: str | None = None  # an existing OpenSearch domain (never changed nor deleted)
 
     def __post_init__(self) -> None:
         validate_stack_name(self.name)
@@ -123,6 +124,8 @@ class StackSettings:
             values["instance_count"] = self.instance_count
         if self.operator_arns:
             values["operator_arns"] = list(self.operator_arns)
+        if self.domain_arn is not None:
+            values["existing_domain_arn"] = self.domain_arn
         for key, value in self.extra_vars.items():
             if key in values:
                 raise InputError(f"--var {key} repeats an option given on the command line")

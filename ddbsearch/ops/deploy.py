@@ -15,11 +15,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ddbsearch.errors import Aborted
+from ddbsearch.errors import Aborted, InputError
 from ddbsearch.targets import DEFAULT_STACK, DEFAULT_TABLE, REFERENCE_KEYS, KeySpec, Target
 
 if TYPE_CHECKING:
     from ddbsearch.infra import AwsIdentity, DestroyPreview, StackSettings, TerraformInfo
+    from ddbsearch.infra.plan import PlanSummary
+    from ddbsearch.infra.stack import PlannedStack
     from ddbsearch.ops.reindex import SchemaOptions
     from ddbsearch.tables import TableInfo
 
@@ -46,6 +48,14 @@ class DeployEvents(Protocol):
         ...
 
     def stream_enabled(self, table: TableInfo) -> None: ...
+
+    def planned(self, plan: PlanSummary) -> None:
+        """AWS deploy: what Terraform will do (shown before anything changes)."""
+        ...
+
+    def confirm_apply(self, plan: PlanSummary) -> bool:
+        """May the plan be applied? (Not asked when nothing is pending or with ``yes``.)"""
+        ...
 
     def destroy_planned(self, preview: DestroyPreview, identity: AwsIdentity) -> None:
         """AWS destroy: what will be deleted and what stays."""
@@ -75,6 +85,12 @@ class SilentEvents:
     def stream_enabled(self, table: TableInfo) -> None:
         return None
 
+    def planned(self, plan: PlanSummary) -> None:
+        return None
+
+    def confirm_apply(self, plan: PlanSummary) -> bool:
+        return False
+
     def destroy_planned(self, preview: DestroyPreview, identity: AwsIdentity) -> None:
         return None
 
@@ -91,6 +107,25 @@ class DeployReport:
     index_created: bool = False
     index_warning: str | None = None  # why the index could not be prepared yet (not fatal)
     log_path: Path | None = None  # the full Terraform log (AWS)
+    plan: PlanSummary | None = None  # AWS: what Terraform planned (and applied)
+    security_changes: tuple[str, ...] = ()  # FGAC roles/mappings written by this deploy
+    single_node: bool = False  # one data node and no replica: not for production
+    # An existing domain without FGAC: the statement its owner adds for the indexer.
+    access_policy_statement: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    """What :func:`plan` found: Terraform's plan for the stack, nothing applied."""
+
+    plan: PlanSummary
+    adopted: bool = False  # the table exists and would be adopted
+    log_path: Path | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Changes are waiting to be applied (``deploy --plan-only`` exits 14)."""
+        return self.plan.pending
 
 
 @dataclass(frozen=True)
@@ -98,6 +133,7 @@ class DestroyReport:
     local: bool
     name: str
     stopped: bool = True  # local: False when no local stack was running
+    warnings: tuple[str, ...] = ()
 
 
 def deploy(
@@ -114,7 +150,9 @@ def deploy(
     operator_arns: Sequence[str] = (),
     terraform_vars: Mapping[str, Any] | None = None,
     state_bucket: str | None = None,
+    domain_arn: str | None = None,
     yes: bool = False,
+    allow_replace: bool = False,
     events: DeployEvents | None = None,
     schema: SchemaOptions | None = None,
 ) -> DeployReport:
@@ -125,9 +163,13 @@ def deploy(
     adopted with its own keys (never deleted); ``keys`` are for a table being
     created (default: the reference keys). The deployed stack becomes the
     default target of the other verbs. ``yes`` consents to changing an adopted
-    table's stream. ``schema`` (mapping overlay, include/exclude, version
-    attribute, TTL policy) configures the first index generation; it is
-    validated before anything is created (ConfigurationError, exit 2).
+    table's stream and to applying the plan; a plan that replaces or destroys the
+    domain or the table is refused (:class:`~ddbsearch.errors.InputError`) unless
+    ``allow_replace``. ``domain_arn`` uses an existing domain (never changed or
+    deleted). :func:`plan` shows what deploy would do without doing it.
+    ``schema`` (mapping overlay, include/exclude, version attribute, TTL policy)
+    configures the first index generation; it is validated before anything is
+    created (ConfigurationError, exit 2).
     """
     events = events or SilentEvents()
     if schema is not None and schema.given:
@@ -141,10 +183,8 @@ def deploy(
             table=table or DEFAULT_TABLE, keys=keys, index=index, events=events, schema=schema
         )
 
-    from ddbsearch import infra
-
-    settings = infra.StackSettings(
-        name=infra.validate_stack_name(name),
+    settings = _settings(
+        name=name,
         region=region,
         profile=profile,
         table=table,
@@ -155,8 +195,52 @@ def deploy(
         operator_arns=tuple(operator_arns),
         extra_vars=dict(terraform_vars or {}),
         state_bucket=state_bucket,
+        domain_arn=domain_arn,
     )
-    return deploy_aws(settings, yes=yes, events=events, schema=schema)
+    return deploy_aws(settings, yes=yes, allow_replace=allow_replace, events=events, schema=schema)
+
+
+def plan(
+    *,
+    table: str | None = None,
+    keys: KeySpec | None = None,
+    index: str | None = None,
+    name: str = DEFAULT_STACK,
+    region: str | None = None,
+    profile: str | None = None,
+    instance_type: str | None = None,
+    instance_count: int | None = None,
+    operator_arns: Sequence[str] = (),
+    terraform_vars: Mapping[str, Any] | None = None,
+    state_bucket: str | None = None,
+    domain_arn: str | None = None,
+    events: DeployEvents | None = None,
+) -> PlanReport:
+    """What :func:`deploy` would change on AWS (Terraform's plan), changing nothing.
+
+    Takes deploy's AWS arguments; an adopted table's stream is left as it is.
+    """
+    settings = _settings(
+        name=name,
+        region=region,
+        profile=profile,
+        table=table,
+        keys=keys,
+        index=index,
+        instance_type=instance_type,
+        instance_count=instance_count,
+        operator_arns=tuple(operator_arns),
+        extra_vars=dict(terraform_vars or {}),
+        state_bucket=state_bucket,
+        domain_arn=domain_arn,
+    )
+    return plan_aws(settings, events=events)
+
+
+def _settings(*, name: str, **values: Any) -> StackSettings:
+    from ddbsearch import infra
+
+    return infra.StackSettings(name=infra.validate_stack_name(name), **values)
 
 
 def _deploy_local(
@@ -176,40 +260,103 @@ def _deploy_local(
     return DeployReport(target)
 
 
+def _planned(
+    settings: StackSettings, *, yes: bool, plan_only: bool, events: DeployEvents
+) -> tuple[PlannedStack, bool]:
+    """Prerequisites, the table's adoption, init and plan: (the saved plan, adopted)."""
+    from ddbsearch import infra
+    from ddbsearch.infra.stack import plan_stack
+
+    terraform = infra.check_terraform()
+    identity = infra.check_aws(profile=settings.profile, region=settings.region)
+    events.starting(settings, identity, terraform)
+    # A table this stack created exists on a redeploy: it stays the stack's, never adopted
+    # (adopting it would plan its deletion).
+    adopted = (
+        settings.table is not None
+        and not _created_by_stack(settings.name, settings.table)
+        and _adopt_table(
+            identity,
+            settings.table,
+            keys_given=settings.keys is not None,
+            yes=yes,
+            events=events,
+            plan_only=plan_only,
+        )
+    )
+    settings = replace(settings, adopt_table=adopted)
+    with events.progress("planning") as progress:
+        planned = plan_stack(settings, terraform=terraform, identity=identity, on_progress=progress)
+    events.planned(planned.plan)
+    return planned, adopted
+
+
+def plan_aws(settings: StackSettings, *, events: DeployEvents | None = None) -> PlanReport:
+    """Terraform's plan for ``settings``; the saved plan is discarded, nothing changes."""
+    from ddbsearch.infra.stack import discard_plan, log_path
+
+    planned, adopted = _planned(
+        settings, yes=False, plan_only=True, events=events or SilentEvents()
+    )
+    discard_plan(planned)
+    return PlanReport(planned.plan, adopted=adopted, log_path=log_path(settings.name))
+
+
 def deploy_aws(
     settings: StackSettings,
     *,
     yes: bool = False,
+    allow_replace: bool = False,
     events: DeployEvents | None = None,
     schema: SchemaOptions | None = None,
 ) -> DeployReport:
-    """Deploy ``settings`` to AWS with Terraform, adopting an existing table first."""
-    from ddbsearch import infra
-    from ddbsearch.infra.stack import log_path
+    """Deploy ``settings`` to AWS with Terraform: adopt the table, plan, ask, apply."""
+    from ddbsearch.infra.stack import apply_stack, discard_plan, log_path
 
     events = events or SilentEvents()
-    terraform = infra.check_terraform()
-    identity = infra.check_aws(profile=settings.profile, region=settings.region)
-    events.starting(settings, identity, terraform)
-    adopted = settings.table is not None and _adopt_table(
-        identity, settings.table, keys_given=settings.keys is not None, yes=yes, events=events
-    )
-    settings = replace(settings, adopt_table=adopted)
-    with events.progress("starting") as progress:
-        result = infra.deploy_stack(
-            settings, terraform=terraform, identity=identity, on_progress=progress, schema=schema
+    planned, adopted = _planned(settings, yes=yes, plan_only=False, events=events)
+    plan = planned.plan
+    if plan.dangerous and not allow_replace:
+        discard_plan(planned)
+        names = ", ".join(f"{c.action} {c.address}" for c in plan.dangerous)
+        raise InputError(
+            f"deploy refused: the plan would {names}, and its data with it",
+            hint="nothing was changed; rerun with --allow-replace if that is intended",
         )
+    if plan.pending and not (yes or events.confirm_apply(plan)):
+        discard_plan(planned)
+        raise Aborted("deploy cancelled: nothing was changed", hint="--yes applies without asking")
+    with events.progress("applying") as progress:
+        result = apply_stack(planned, on_progress=progress, schema=schema)
     return DeployReport(
         result.target,
         adopted=adopted,
         index_created=result.index_created,
         index_warning=result.index_warning,
         log_path=log_path(result.target.name),
+        plan=plan,
+        security_changes=result.security_changes,
+        single_node=result.single_node,
+        access_policy_statement=result.access_policy_statement,
     )
 
 
+def _created_by_stack(name: str, table: str) -> bool:
+    """Did stack ``name`` create ``table`` (so it is the stack's, not one to adopt)?"""
+    from ddbsearch.targets import load_aws_target
+
+    saved = load_aws_target(name)
+    return saved is not None and saved.table == table and saved.table_adopted is False
+
+
 def _adopt_table(
-    identity: AwsIdentity, table: str, *, keys_given: bool, yes: bool, events: DeployEvents
+    identity: AwsIdentity,
+    table: str,
+    *,
+    keys_given: bool,
+    yes: bool,
+    events: DeployEvents,
+    plan_only: bool = False,
 ) -> bool:
     """True if ``table`` exists (then its stream is made usable, with consent)."""
     from ddbsearch import infra
@@ -218,7 +365,7 @@ def _adopt_table(
     if not info.exists:
         return False
     events.adopting(info, keys_ignored=keys_given)
-    if info.stream_problem():
+    if info.stream_problem() and not plan_only:
         if not (yes or events.confirm_stream_change(info)):
             raise Aborted(
                 "deploy cancelled: the table's stream was left unchanged",
@@ -266,6 +413,9 @@ def destroy(
     events.destroy_planned(preview, identity)
     if not (yes or events.confirm_destroy(name)):
         raise Aborted("destroy cancelled: nothing was removed")
+    credentials = infra.session_for(identity).get_credentials()
     with events.progress("destroying") as progress:
-        infra.destroy_stack(name, terraform=terraform, on_progress=progress)
-    return DestroyReport(local=False, name=name)
+        warnings = infra.destroy_stack(
+            name, terraform=terraform, on_progress=progress, credentials=credentials
+        )
+    return DestroyReport(local=False, name=name, warnings=warnings)

@@ -110,11 +110,11 @@ def test_deploy_runs_init_plan_apply_and_makes_the_stack_current(
 ) -> None:
     monkeypatch.setenv("FAKE_TERRAFORM_DOMAIN_ENDPOINT", osmem_base)
     index = unique("deployed-")
-    result = runner.invoke(app, ["deploy", "--region", "eu-west-1", "--index", index])
+    result = runner.invoke(app, ["deploy", "--yes", "--region", "eu-west-1", "--index", index])
     assert result.exit_code == 0, result.stderr
 
     calls = fake_terraform()
-    assert commands(calls) == ["version", "init", "plan", "apply", "output"]
+    assert commands(calls) == ["version", "init", "plan", "show", "apply", "output"]
     workdir = stack_dir("ddbsearch") / "terraform"
     assert {c["cwd"] for c in calls[1:]} == {str(workdir)}
     assert all(c["env"]["AWS_REGION"] == "eu-west-1" for c in calls[1:])
@@ -157,7 +157,7 @@ def test_deploy_runs_init_plan_apply_and_makes_the_stack_current(
     err = result.stderr
     assert err.index("Dashboards:") < err.index("Search endpoint:") < err.index("Table:")
     log = (stack_dir("ddbsearch") / "terraform.log").read_text()
-    assert "module.search.aws_opensearch_domain.this: Creation complete" in log
+    assert "module.search[0].aws_opensearch_domain.this: Creation complete" in log
     assert "Still creating" not in err  # repeated progress lines stay in the log
 
     # Deploy prepared the index on the "domain", signed as the operator.
@@ -168,7 +168,7 @@ def test_deploy_runs_init_plan_apply_and_makes_the_stack_current(
 
 @pytest.mark.integration
 def test_an_unready_domain_is_a_warning_not_a_failure(fake_terraform: Calls, aws: Any) -> None:
-    result = runner.invoke(app, ["deploy", "--region", "us-east-1"])
+    result = runner.invoke(app, ["deploy", "--yes", "--region", "us-east-1"])
     assert result.exit_code == 0, result.stderr
     assert "warning: the index userstransactions could not be prepared yet" in result.stderr
     assert "the indexer creates it with its first batch" in result.stderr
@@ -182,6 +182,7 @@ def test_deploy_options_become_terraform_variables(fake_terraform: Calls, aws: A
         app,
         [
             "deploy",
+            "--yes",
             "--name", "orders-search",
             "--region", "us-east-1",
             "--table", table,
@@ -242,7 +243,7 @@ def test_deploy_options_become_terraform_variables(fake_terraform: Calls, aws: A
 def test_deploy_rejects_bad_options_before_running_anything(
     fake_terraform: Calls, args: list[str], message: str
 ) -> None:
-    result = runner.invoke(app, ["deploy", "--region", "us-east-1", *args])
+    result = runner.invoke(app, ["deploy", "--yes", "--region", "us-east-1", *args])
     assert result.exit_code == ExitCode.USAGE, result.stderr
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -256,7 +257,7 @@ def test_missing_terraform_is_a_prerequisite_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # nothing on PATH, not even a real terraform
-    result = runner.invoke(app, ["deploy"])
+    result = runner.invoke(app, ["deploy", "--yes"])
     assert result.exit_code == ExitCode.PREREQUISITE
     assert result.stderr.startswith("error: terraform was not found on PATH (install Terraform")
     assert len(result.stderr.strip().splitlines()) == 1
@@ -266,7 +267,7 @@ def test_old_terraform_is_a_prerequisite_error(
     fake_terraform: Calls, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_TERRAFORM_VERSION", "1.4.6")
-    result = runner.invoke(app, ["deploy"])
+    result = runner.invoke(app, ["deploy", "--yes"])
     assert result.exit_code == ExitCode.PREREQUISITE
     assert "terraform 1.4.6 is too old: ddbsearch needs 1.5 or later" in result.stderr
     assert commands(fake_terraform()) == ["version"]
@@ -285,7 +286,7 @@ def test_missing_credentials_is_an_auth_error(
 ) -> None:
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    result = runner.invoke(app, ["deploy", "--region", "us-east-1"])
+    result = runner.invoke(app, ["deploy", "--yes", "--region", "us-east-1"])
     assert result.exit_code == ExitCode.AUTH, result.stderr
     assert "no usable AWS credentials" in result.stderr
     assert "aws configure" in result.stderr
@@ -298,14 +299,14 @@ def test_missing_region_is_a_prerequisite_error(
 ) -> None:
     monkeypatch.delenv("AWS_REGION")
     monkeypatch.delenv("AWS_DEFAULT_REGION")
-    result = runner.invoke(app, ["deploy"])
+    result = runner.invoke(app, ["deploy", "--yes"])
     assert result.exit_code == ExitCode.PREREQUISITE, result.stderr
     assert "no AWS region set (pass --region" in result.stderr
 
 
 @pytest.mark.usefixtures("no_aws_config")
 def test_unknown_profile_is_an_auth_error(fake_terraform: Calls) -> None:
-    result = runner.invoke(app, ["deploy", "--profile", "nope"])
+    result = runner.invoke(app, ["deploy", "--yes", "--profile", "nope"])
     assert result.exit_code == ExitCode.AUTH, result.stderr
     assert "AWS profile 'nope' not found" in result.stderr
 
@@ -316,20 +317,22 @@ def test_unreachable_sts_is_reported_as_unreachable(
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    result = runner.invoke(app, ["deploy", "--region", "us-east-1"])
+    result = runner.invoke(app, ["deploy", "--yes", "--region", "us-east-1"])
     assert result.exit_code == ExitCode.UNREACHABLE, result.stderr
     assert "checking AWS credentials: cannot reach" in result.stderr
 
 
 @pytest.mark.integration
 def test_redeploy_updates_in_place_but_never_moves_region(fake_terraform: Calls, aws: Any) -> None:
-    assert runner.invoke(app, ["deploy", "--region", "us-east-1"]).exit_code == 0
-    again = runner.invoke(app, ["deploy", "--region", "us-east-1", "--instance-count", "2"])
+    assert runner.invoke(app, ["deploy", "--yes", "--region", "us-east-1"]).exit_code == 0
+    again = runner.invoke(
+        app, ["deploy", "--yes", "--region", "us-east-1", "--instance-count", "2"]
+    )
     assert again.exit_code == 0, again.stderr
     assert tfvars()["instance_count"] == 2
     assert commands(fake_terraform()).count("apply") == 2
 
-    moved = runner.invoke(app, ["deploy", "--region", "eu-west-1"])
+    moved = runner.invoke(app, ["deploy", "--yes", "--region", "eu-west-1"])
     assert moved.exit_code == ExitCode.USAGE
     assert "stack 'ddbsearch' is deployed in us-east-1, not eu-west-1" in moved.stderr
     assert commands(fake_terraform()).count("init") == 2
@@ -349,7 +352,7 @@ def test_profile_is_used_by_the_check_and_by_terraform(
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
     monkeypatch.delenv("AWS_REGION")
     monkeypatch.delenv("AWS_DEFAULT_REGION")
-    result = runner.invoke(app, ["deploy", "--profile", "sandbox"])
+    result = runner.invoke(app, ["deploy", "--yes", "--profile", "sandbox"])
     assert result.exit_code == 0, result.stderr
     assert "to ap-southeast-2 as" in result.stderr  # the profile's region
     for call in fake_terraform()[1:]:
@@ -370,7 +373,7 @@ def test_terraform_failure_is_one_line_with_the_log_path(
     fake_terraform: Calls, aws: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_TERRAFORM_FAIL", "apply")
-    result = runner.invoke(app, ["deploy", "--region", "us-east-1"])
+    result = runner.invoke(app, ["deploy", "--yes", "--region", "us-east-1"])
     assert result.exit_code == ExitCode.INFRA
     log = stack_dir("ddbsearch") / "terraform.log"
     assert result.stderr.strip().splitlines()[-1] == (
@@ -389,8 +392,10 @@ def test_state_bucket_selects_the_s3_backend_and_destroy_reuses_it(
 ) -> None:
     monkeypatch.setenv("FAKE_TERRAFORM_VERSION", "1.10.5")
     result = runner.invoke(
-        app, ["deploy", "--name", "shared", "--region", "us-east-1", "--state-bucket", "tf-state"]
-    )
+        app,
+        ["deploy", "--yes", "--name", "shared", "--region", "us-east-1",
+         "--state-bucket", "tf-state"],
+    )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     init = argv_of(fake_terraform(), "init")
     assert "-backend-config=bucket=tf-state" in init
@@ -406,11 +411,13 @@ def test_state_bucket_selects_the_s3_backend_and_destroy_reuses_it(
     assert "-backend-config=bucket=tf-state" in inits[1]
 
     # Another bucket for the same stack would split its state: refused.
-    runner.invoke(app, ["deploy", "--name", "shared", "--region", "us-east-1", "--yes",
+    runner.invoke(app, ["deploy", "--yes", "--name", "shared", "--region", "us-east-1", "--yes",
                         "--state-bucket", "tf-state"])  # fmt: skip
     result = runner.invoke(
-        app, ["deploy", "--name", "shared", "--region", "us-east-1", "--state-bucket", "other"]
-    )
+        app,
+        ["deploy", "--yes", "--name", "shared", "--region", "us-east-1",
+         "--state-bucket", "other"],
+    )  # fmt: skip
     assert result.exit_code == ExitCode.USAGE
     assert "keeps its state in s3://tf-state" in result.stderr
 
@@ -439,7 +446,9 @@ def test_adopting_a_table_without_stream_enables_it_after_confirmation(
 ) -> None:
     table = unique("Legacy")
     create_table(aws, table, stream=None)
-    result = runner.invoke(app, ["deploy", "--region", "us-east-1", "--table", table], input="y\n")
+    result = runner.invoke(
+        app, ["deploy", "--region", "us-east-1", "--table", table], input="y\ny\n"
+    )
     assert result.exit_code == 0, result.stderr
     assert stream_of(aws, table) == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
     assert tfvars()["existing_table_name"] == table
@@ -462,7 +471,7 @@ def test_adopting_a_keys_only_stream_explains_what_replacing_it_costs(
     create_table(aws, table, stream="KEYS_ONLY")
     result = runner.invoke(app, ["deploy", "--region", "us-east-1", "--table", table], input="\n")
     assert result.exit_code == ExitCode.ABORTED
-    assert "streams KEYS_ONLY, but ddbsearch needs NEW_AND_OLD_IMAGES" in result.stderr
+    assert "streams KEYS_ONLY, but ddbsearch needs NEW_IMAGE or NEW_AND_OLD_IMAGES" in result.stderr
     assert "ends it for any other reader" in result.stderr
     assert stream_of(aws, table) == {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}
 
@@ -472,10 +481,13 @@ def test_adopting_a_ready_table_asks_nothing(fake_terraform: Calls, aws: Any) ->
     table = unique("Ready")
     create_table(aws, table, stream="NEW_AND_OLD_IMAGES")
     result = runner.invoke(
-        app, ["deploy", "--region", "us-east-1", "--table", table, "--hash-key", "id:N"]
+        app,
+        ["deploy", "--region", "us-east-1", "--table", table, "--hash-key", "id:N"],
+        input="y\n",  # the one question: apply the plan
     )
     assert result.exit_code == 0, result.stderr
     assert "Turn on" not in result.stderr
+    assert "Apply this plan" in result.stderr
     assert f"--hash-key/--range-key ignored: table {table} exists with keys pk (HASH)" in (
         result.stderr
     )
@@ -494,10 +506,10 @@ def test_adopting_a_ready_table_asks_nothing(fake_terraform: Calls, aws: Any) ->
 def test_destroy_shows_what_goes_and_declining_keeps_everything(
     fake_terraform: Calls, aws: Any
 ) -> None:
-    assert runner.invoke(app, ["deploy", "--region", "us-east-1"]).exit_code == 0
+    assert runner.invoke(app, ["deploy", "--yes", "--region", "us-east-1"]).exit_code == 0
     result = runner.invoke(app, ["destroy"], input="n\n")
     assert result.exit_code == ExitCode.ABORTED
-    assert "module.search.aws_opensearch_domain.this" in result.stderr
+    assert "module.search[0].aws_opensearch_domain.this" in result.stderr
     assert "The table UsersTransactions was created by this stack" in result.stderr
     assert "destroy cancelled: nothing was removed" in result.stderr
     assert "destroy" not in commands(fake_terraform())
@@ -507,7 +519,7 @@ def test_destroy_shows_what_goes_and_declining_keeps_everything(
 
 @pytest.mark.integration
 def test_destroy_with_yes_removes_the_stack_and_forgets_it(fake_terraform: Calls, aws: Any) -> None:
-    assert runner.invoke(app, ["deploy", "--region", "us-east-1"]).exit_code == 0
+    assert runner.invoke(app, ["deploy", "--yes", "--region", "us-east-1"]).exit_code == 0
     result = runner.invoke(app, ["destroy", "--yes"])
     assert result.exit_code == 0, result.stderr
 
@@ -530,7 +542,8 @@ def test_destroy_with_yes_removes_the_stack_and_forgets_it(fake_terraform: Calls
 def test_destroy_never_deletes_an_adopted_table(fake_terraform: Calls, aws: Any) -> None:
     table = unique("Kept")
     create_table(aws, table, stream="NEW_AND_OLD_IMAGES")
-    assert runner.invoke(app, ["deploy", "--region", "us-east-1", "--table", table]).exit_code == 0
+    deployed = runner.invoke(app, ["deploy", "--yes", "--region", "us-east-1", "--table", table])
+    assert deployed.exit_code == 0
     result = runner.invoke(app, ["destroy", "--yes"])
     assert result.exit_code == 0, result.stderr
     assert f"The adopted table {table} stays" in result.stderr
@@ -544,3 +557,375 @@ def test_destroy_of_an_unknown_stack_says_so(fake_terraform: Calls) -> None:
     assert result.exit_code == ExitCode.NOT_DEPLOYED
     assert "no stack named 'never-deployed' was deployed from this machine" in result.stderr
     assert commands(fake_terraform()) == ["version"]
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+@pytest.mark.integration
+def test_deploy_shows_the_plan_and_asks_before_applying(fake_terraform: Calls, aws: Any) -> None:
+    declined = runner.invoke(app, ["deploy", "--region", "us-east-1"], input="n\n")
+    assert declined.exit_code == ExitCode.ABORTED, declined.stderr
+    assert "Terraform plan: 9 to add, 0 to change, 0 to replace, 0 to destroy" in declined.stderr
+    assert "+ module.search[0].aws_opensearch_domain.this" in declined.stderr
+    assert "Apply this plan (9 to add" in declined.stderr
+    assert "apply" not in commands(fake_terraform())
+    assert load_aws_target("ddbsearch") is None
+    assert not (stack_dir("ddbsearch") / "terraform" / "tfplan").exists()  # no stale plan left
+
+    accepted = runner.invoke(app, ["deploy", "--region", "us-east-1"], input="y\n")
+    assert accepted.exit_code == 0, accepted.stderr
+    assert commands(fake_terraform()).count("apply") == 1
+
+
+@pytest.mark.integration
+def test_plan_only_exits_14_while_changes_are_pending_and_0_after(
+    fake_terraform: Calls, aws: Any
+) -> None:
+    pending = runner.invoke(app, ["deploy", "--region", "us-east-1", "--plan-only"])
+    assert pending.exit_code == ExitCode.PENDING == 14, pending.stderr
+    assert "9 to add" in pending.stderr
+    assert "apply" not in commands(fake_terraform())
+    assert "Apply this plan" not in pending.stderr
+
+    assert runner.invoke(app, ["deploy", "--yes", "--region", "us-east-1"]).exit_code == 0
+    settled = runner.invoke(app, ["deploy", "--region", "us-east-1", "--plan-only"])
+    assert settled.exit_code == ExitCode.OK, settled.stderr
+    assert "Terraform plan: no changes" in settled.stderr
+    # Nothing pending: a plain deploy asks nothing (and applies the empty plan).
+    again = runner.invoke(app, ["deploy", "--region", "us-east-1"])
+    assert again.exit_code == 0, again.stderr
+    assert "Apply this plan" not in again.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "address",
+    ["module.search[0].aws_opensearch_domain.this", "module.table.aws_dynamodb_table.this[0]"],
+)
+def test_replacing_the_domain_or_the_table_needs_allow_replace_even_with_yes(
+    fake_terraform: Calls, aws: Any, monkeypatch: pytest.MonkeyPatch, address: str
+) -> None:
+    assert runner.invoke(app, ["deploy", "--yes", "--region", "us-east-1"]).exit_code == 0
+    monkeypatch.setenv("FAKE_TERRAFORM_REPLACE", f"{address},module.indexer.aws_sqs_queue.dlq")
+    refused = runner.invoke(app, ["deploy", "--yes", "--region", "us-east-1"])
+    assert refused.exit_code == ExitCode.USAGE == 2, refused.stderr
+    assert "0 to add, 0 to change, 2 to replace, 0 to destroy" in refused.stderr
+    assert f"-/+ {address} (replace: its data is lost)" in refused.stderr
+    assert "-/+ module.indexer.aws_sqs_queue.dlq" in refused.stderr  # listed, not flagged
+    assert "(replace: its data is lost)" not in refused.stderr.split("aws_sqs_queue.dlq")[1][:30]
+    assert "--allow-replace" in refused.stderr
+    assert commands(fake_terraform()).count("apply") == 1  # only the first deploy
+
+    allowed = runner.invoke(app, ["deploy", "--yes", "--allow-replace", "--region", "us-east-1"])
+    assert allowed.exit_code == 0, allowed.stderr
+    assert commands(fake_terraform()).count("apply") == 2
+
+
+@pytest.mark.integration
+def test_a_single_node_domain_gets_a_one_line_warning_naming_the_variable(
+    fake_terraform: Calls, aws: Any
+) -> None:
+    single = runner.invoke(app, ["deploy", "--yes", "--region", "us-east-1"])
+    assert single.exit_code == 0, single.stderr
+    warnings = [line for line in single.stderr.splitlines() if "one node and no replica" in line]
+    assert len(warnings) == 1
+    assert "instance_count" in warnings[0]
+    assert "not for production" in warnings[0]
+    two = runner.invoke(app, ["deploy", "--yes", "--region", "us-east-1", "--instance-count", "2"])
+    assert two.exit_code == 0, two.stderr
+    assert "one node" not in two.stderr
+
+
+# --------------------------------------------------------------------------- existing domain
+
+
+DOMAIN_ARN = "arn:aws:es:us-east-1:123456789012:domain/shared-search"
+
+
+@pytest.mark.integration
+def test_domain_arn_uses_the_existing_domain_and_says_what_its_policy_needs(
+    fake_terraform: Calls, aws: Any
+) -> None:
+    result = runner.invoke(
+        app, ["deploy", "--yes", "--region", "us-east-1", "--domain-arn", DOMAIN_ARN]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert tfvars()["existing_domain_arn"] == DOMAIN_ARN
+    assert "aws_opensearch_domain.this" not in result.stderr  # no domain is planned
+    line = next(x for x in result.stderr.splitlines() if "access policy" in x)
+    statement = json.loads(line.split("add ", 1)[1].rsplit(" (docs/aws.md", 1)[0])
+    assert statement == {
+        "Sid": "DdbsearchIndexer",
+        "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::123456789012:role/ddbsearch-indexer"},
+        "Action": ["es:ESHttpPost"],
+        "Resource": [f"{DOMAIN_ARN}/userstransactions/_bulk"],
+    }
+    target = load_aws_target("ddbsearch")
+    assert target is not None
+    assert (target.domain_managed, target.domain_arn) == (False, DOMAIN_ARN)
+
+    gone = runner.invoke(app, ["destroy", "--yes"])
+    assert gone.exit_code == 0, gone.stderr
+    assert "opensearch_domain" not in gone.stderr  # the domain is not the stack's to delete
+    assert "The existing domain shared-search stays" in gone.stderr
+
+
+# --------------------------------------------------------------------------- FGAC
+
+
+INDEXER_ROLE = "arn:aws:iam::123456789012:role/ddbsearch-indexer"
+OPS_ROLE = "arn:aws:iam::123456789012:role/team/ops"
+OPS_USER = "arn:aws:iam::123456789012:user/alice"
+INDEX_PERMISSIONS = {
+    "indexer": [
+        "indices:data/write/bulk*",
+        "indices:data/write/index",
+        "indices:data/write/delete",
+        "indices:admin/create",
+        "indices:admin/get",
+        "indices:admin/exists",
+        "indices:admin/mapping/put",
+        "indices:admin/aliases",
+        "indices:admin/aliases/get",
+    ],
+}
+
+
+def _expected_writes(index: str) -> list[tuple[str, str, Any]]:
+    patterns = [index, f"{index}-*"]
+    return [
+        (
+            "PUT",
+            "roles/ddbsearch-ddbsearch-indexer",
+            {
+                "description": "ddbsearch ddbsearch: the indexer writes the stack's index",
+                "cluster_permissions": [
+                    "indices:data/write/bulk",
+                    "indices:admin/index_template/get",
+                    "indices:admin/index_template/put",
+                ],
+                "index_permissions": [
+                    {"index_patterns": patterns, "allowed_actions": INDEX_PERMISSIONS["indexer"]}
+                ],
+            },
+        ),
+        (
+            "PUT",
+            "rolesmapping/ddbsearch-ddbsearch-indexer",
+            {"backend_roles": [INDEXER_ROLE], "users": []},
+        ),
+        (
+            "PUT",
+            "roles/ddbsearch-ddbsearch-operator",
+            {
+                "description": "ddbsearch ddbsearch: operators search, backfill, redrive",
+                "cluster_permissions": [
+                    "cluster_composite_ops_ro",
+                    "cluster:monitor/health",
+                    "indices:data/write/bulk",
+                    "indices:admin/index_template/get",
+                    "indices:admin/index_template/put",
+                ],
+                "index_permissions": [
+                    {
+                        "index_patterns": patterns,
+                        "allowed_actions": [
+                            "read",
+                            "indices:data/write/bulk*",
+                            "indices:data/write/index",
+                            "indices:data/write/delete",
+                            "indices:admin/create",
+                            "indices:admin/delete",
+                            "indices:admin/get",
+                            "indices:admin/exists",
+                            "indices:admin/mapping/put",
+                            "indices:admin/mappings/get",
+                            "indices:admin/aliases",
+                            "indices:admin/aliases/get",
+                            "indices:admin/refresh*",
+                            "indices:monitor/stats",
+                        ],
+                    }
+                ],
+            },
+        ),
+        (
+            "PUT",
+            "rolesmapping/ddbsearch-ddbsearch-operator",
+            {"backend_roles": [OPS_ROLE], "users": [OPS_USER]},
+        ),
+    ]
+
+
+@pytest.mark.integration
+def test_fgac_roles_are_mapped_signed_idempotent_and_removed_by_destroy(
+    fake_terraform: Calls, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.cli.recording import recording_domain
+
+    args = [
+        "deploy", "--yes", "--region", "us-east-1", "--index", "orders",
+        "--var", "fine_grained_access_control_enabled=true",
+        "--operator-arn", OPS_ROLE, "--operator-arn", OPS_USER,
+    ]  # fmt: skip
+    with recording_domain() as domain:
+        monkeypatch.setenv("FAKE_TERRAFORM_DOMAIN_ENDPOINT", domain.url)
+        first = runner.invoke(app, args)
+        assert first.exit_code == 0, first.stderr
+        assert domain.writes() == _expected_writes("orders")
+        assert "4 roles/mappings written" in first.stderr
+        # Signed as the operator running deploy (SigV4 through the security REST API).
+        security = [r for r in domain.requests if "_security" in r.path]
+        assert all(r.headers["Authorization"].startswith("AWS4-HMAC-SHA256 ") for r in security)
+        # The roles come before the index is prepared (the indexer needs them at once).
+        paths = [r.path for r in domain.requests]
+        last_security = max(i for i, p in enumerate(paths) if "_security" in p)
+        assert any(not p.startswith("/_plugins") for p in paths[last_security:])
+
+        domain.clear()
+        second = runner.invoke(app, args)
+        assert second.exit_code == 0, second.stderr
+        assert domain.writes() == []  # compared and skipped: nothing re-sent
+        assert [m for m, _, _ in domain.security_requests()] == ["GET"] * 4
+        assert "roles and mappings are in place" in second.stderr
+
+        # Someone narrowed the operator mapping by hand: the next deploy restores it only.
+        domain.security["rolesmapping/ddbsearch-ddbsearch-operator"] = {"backend_roles": []}
+        domain.clear()
+        assert runner.invoke(app, args).exit_code == 0
+        assert domain.writes() == [_expected_writes("orders")[3]]
+
+        domain.clear()
+        gone = runner.invoke(app, ["destroy", "--yes"])
+        assert gone.exit_code == 0, gone.stderr
+        assert domain.writes() == [
+            ("DELETE", "rolesmapping/ddbsearch-ddbsearch-indexer", None),
+            ("DELETE", "rolesmapping/ddbsearch-ddbsearch-operator", None),
+            ("DELETE", "roles/ddbsearch-ddbsearch-indexer", None),
+            ("DELETE", "roles/ddbsearch-ddbsearch-operator", None),
+        ]
+        assert domain.security == {}
+    # Removed before the domain goes: destroy ran after the DELETEs.
+    assert commands(fake_terraform())[-1] == "destroy"
+
+
+@pytest.mark.integration
+def test_fgac_on_an_existing_domain_maps_the_indexer_and_destroy_keeps_the_domain(
+    fake_terraform: Calls, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.cli.recording import recording_domain
+
+    with recording_domain() as domain:
+        monkeypatch.setenv("FAKE_TERRAFORM_DOMAIN_ENDPOINT", domain.url)
+        result = runner.invoke(
+            app,
+            [
+                "deploy", "--yes", "--region", "us-east-1", "--domain-arn", DOMAIN_ARN,
+                "--var", "fine_grained_access_control_enabled=true",
+            ],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        assert ("PUT", "rolesmapping/ddbsearch-ddbsearch-indexer") in [
+            (m, p) for m, p, _ in domain.writes()
+        ]
+        assert "access policy" not in result.stderr  # FGAC grants it: no statement needed
+        gone = runner.invoke(app, ["destroy", "--yes"])
+        assert gone.exit_code == 0, gone.stderr
+        assert domain.security == {}
+
+
+@pytest.mark.integration
+def test_fgac_refused_by_the_domain_names_the_master_user(
+    fake_terraform: Calls, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import http.server
+    import threading
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            return None
+
+        def do_GET(self) -> None:
+            body = b'{"error":{"type":"security_exception"},"status":403}'
+            self.send_response(403)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv(
+            "FAKE_TERRAFORM_DOMAIN_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}"
+        )
+        result = runner.invoke(
+            app,
+            [
+                "deploy", "--yes", "--region", "us-east-1",
+                "--var", "fine_grained_access_control_enabled=true",
+                "--var", f"master_user_arn={OPS_ROLE}",
+            ],
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == ExitCode.AUTH, result.stderr
+    assert "FGAC master user" in result.stderr
+    assert OPS_ROLE in result.stderr
+
+
+# --------------------------------------------------------------------------- stack files
+
+
+@pytest.mark.integration
+def test_every_stack_file_is_owner_only(fake_terraform: Calls, aws: Any) -> None:
+    os.umask(0o022)  # a usual umask: ddbsearch must not rely on the caller's
+    assert runner.invoke(app, ["deploy", "--yes", "--region", "us-east-1"]).exit_code == 0
+    assert runner.invoke(app, ["deploy", "--region", "us-east-1", "--plan-only"]).exit_code == 0
+    root = state_home()
+    seen = {"terraform.log", "target.json", "terraform.tfvars.json", "terraform.tfstate"}
+    found: set[str] = set()
+    for path in [root, *root.rglob("*")]:
+        mode = path.stat().st_mode & 0o777
+        if path.is_dir():
+            assert mode == 0o700, (path, oct(mode))
+        else:
+            assert mode & 0o077 == 0, (path, oct(mode))
+            found.add(path.name)
+    assert seen <= found
+
+
+@pytest.mark.integration
+def test_a_redeploy_keeps_the_table_the_stack_created_instead_of_adopting_it(
+    fake_terraform: Calls, aws: Any
+) -> None:
+    table = unique("Created")
+    first = runner.invoke(app, ["deploy", "--yes", "--region", "us-east-1", "--table", table])
+    assert first.exit_code == 0, first.stderr
+    assert tfvars()["table_name"] == table
+    create_table(aws, table, stream="NEW_AND_OLD_IMAGES")  # what the real apply made
+    again = runner.invoke(app, ["deploy", "--yes", "--region", "us-east-1", "--table", table])
+    assert again.exit_code == 0, again.stderr
+    assert "adopting" not in again.stderr
+    assert tfvars()["table_name"] == table
+    assert "existing_table_name" not in tfvars()  # adopting would plan the table's deletion
+    assert "Terraform plan: no changes" in again.stderr
+
+
+@pytest.mark.integration
+def test_a_new_image_stream_is_adopted_as_it_is_with_one_line_about_old_images(
+    fake_terraform: Calls, aws: Any
+) -> None:
+    table = unique("NewImage")
+    create_table(aws, table, stream="NEW_IMAGE")
+    result = runner.invoke(app, ["deploy", "--region", "us-east-1", "--table", table], input="y\n")
+    assert result.exit_code == 0, result.stderr
+    assert "Turn on" not in result.stderr
+    assert stream_of(aws, table) == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    lines = [line for line in result.stderr.splitlines() if "NEW_IMAGE" in line]
+    assert len(lines) == 1
+    assert "version attribute" in lines[0]
+    assert "NEW_AND_OLD_IMAGES" in lines[0]
+    assert tfvars()["existing_table_name"] == table

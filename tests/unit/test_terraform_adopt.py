@@ -111,10 +111,10 @@ def test_inspect_reads_stream_settings_and_missing_tables(stubbed: Any) -> None:
     )
     info = inspect_table(_Session(client), "Orders")
     assert (info.exists, info.stream_enabled, info.stream_view_type) == (True, True, "NEW_IMAGE")
-    assert not info.stream_ok
-    assert "streams NEW_IMAGE, but ddbsearch needs NEW_AND_OLD_IMAGES" in (
-        info.stream_problem() or ""
-    )
+    # NEW_IMAGE carries what the indexer needs (new image, keys): adopted as it is.
+    assert info.stream_ok
+    assert info.stream_problem() is None
+    assert info.lacks_old_images
     missing = inspect_table(_Session(client), "Nope")
     assert not missing.exists
 
@@ -122,3 +122,18 @@ def test_inspect_reads_stream_settings_and_missing_tables(stubbed: Any) -> None:
 def test_enabling_the_stream_of_a_missing_table_is_not_found() -> None:
     with pytest.raises(NotFoundError):
         enable_stream(_Session(None), TableInfo(name="Nope", exists=False))
+
+
+def test_keys_only_streams_are_a_problem_and_new_and_old_images_lacks_nothing() -> None:
+    keys_only = TableInfo(
+        name="Orders", exists=True, stream_enabled=True, stream_view_type="KEYS_ONLY"
+    )
+    assert not keys_only.stream_ok
+    assert "streams KEYS_ONLY, but ddbsearch needs NEW_IMAGE or NEW_AND_OLD_IMAGES" in (
+        keys_only.stream_problem() or ""
+    )
+    both = TableInfo(
+        name="Orders", exists=True, stream_enabled=True, stream_view_type="NEW_AND_OLD_IMAGES"
+    )
+    assert both.stream_ok
+    assert not both.lacks_old_images

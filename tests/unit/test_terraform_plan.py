@@ -260,7 +260,18 @@ def test_an_adopted_table_must_stream_both_images(plan: Plan, moto_endpoint: str
     )
     code, _, errors = plan(target="module.table", existing_table_name=name)
     assert code != 0
-    assert "must have a DynamoDB stream with view type NEW_AND_OLD_IMAGES" in errors
+    assert "must have a DynamoDB stream with view type NEW_IMAGE or NEW_AND_OLD_IMAGES" in errors
+    # NEW_IMAGE carries what the indexer needs (the new image, the keys): accepted.
+    new_image = f"NewImage{uuid.uuid4().hex[:6]}"
+    ddb.create_table(
+        TableName=new_image,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+    )
+    code, _, errors = plan(target="module.table", existing_table_name=new_image)
+    assert code == 0, errors
 
 
 ALICE = "arn:aws:iam::123456789012:role/alice"

@@ -69,7 +69,7 @@ def test_runner_streams_progress_and_logs_everything(
     outputs = runner.outputs()
 
     assert seen[:3] == ["terraform init", "terraform plan", "terraform apply"]
-    assert "terraform apply: module.search.aws_opensearch_domain.this: Creating..." in seen
+    assert "terraform apply: module.search[0].aws_opensearch_domain.this: Creating..." in seen
     assert any("Still creating" in line for line in seen)
     assert not any("Apply complete" in line for line in seen)  # only resource progress
     assert outputs["table_name"] == "UsersTransactions"

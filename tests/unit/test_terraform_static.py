@@ -211,9 +211,14 @@ def test_function_runs_the_zip_handler_on_python_312_arm64() -> None:
     assert _one(fn["source_code_hash"]) == "${filebase64sha256(var.lambda_zip_path)}"
     env = _one(_one(fn["environment"])["variables"])
     assert set(env) == {"OPENSEARCH_ENDPOINT", "INDEX_NAME", "DLQ_URL"}
-    assert (
-        _one(_one(fn["logging_config"])["log_group"]) == "${aws_cloudwatch_log_group.function.name}"
-    )
+    # The function logs to the module's log group through Lambda's default name, the
+    # group exists before the function (so Lambda never creates one without retention).
+    assert "logging_config" not in fn
+    group = resource("modules/indexer", "aws_cloudwatch_log_group", "function")
+    assert _one(group["name"]) == "${local.log_group_name}"
+    locals_ = {k: v for block in _load("modules/indexer")["locals"] for k, v in block.items()}
+    assert _one(locals_["log_group_name"]) == "/aws/lambda/${var.function_name}"
+    assert "${aws_cloudwatch_log_group.function}" in _one(fn["depends_on"])
 
 
 def test_dlq_is_encrypted_and_keeps_messages_14_days() -> None:

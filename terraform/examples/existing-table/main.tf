@@ -1,4 +1,4 @@
-# Index a table that already exists (its stream must be NEW_AND_OLD_IMAGES).
+# Index a table that already exists (its stream must be NEW_IMAGE or NEW_AND_OLD_IMAGES).
 # The table is read through a data source: destroying this stack leaves it alone.
 
 module "ddbsearch" {

@@ -52,10 +52,8 @@ resource "aws_lambda_function" "this" {
     }
   }
 
-  logging_config {
-    log_format = "Text"
-    log_group  = aws_cloudwatch_log_group.function.name
-  }
+  # No logging_config: the log group above has Lambda's default name, so the function
+  # logs there (depends_on orders it first) with the default text format.
 
   tracing_config {
     mode = var.tracing_enabled ? "Active" : "PassThrough"

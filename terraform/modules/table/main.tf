@@ -54,8 +54,8 @@ data "aws_dynamodb_table" "adopted" {
 
   lifecycle {
     postcondition {
-      condition     = self.stream_enabled && self.stream_view_type == "NEW_AND_OLD_IMAGES"
-      error_message = "The adopted table must have a DynamoDB stream with view type NEW_AND_OLD_IMAGES ('ddbsearch deploy --table NAME' offers to enable it)."
+      condition     = self.stream_enabled && contains(["NEW_IMAGE", "NEW_AND_OLD_IMAGES"], self.stream_view_type)
+      error_message = "The adopted table must have a DynamoDB stream with view type NEW_IMAGE or NEW_AND_OLD_IMAGES ('ddbsearch deploy --table NAME' offers to enable NEW_AND_OLD_IMAGES)."
     }
   }
 }
