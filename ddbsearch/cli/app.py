@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from typer._click.core import Context
 from typer._click.exceptions import UsageError
 from typer.core import TyperGroup, TyperOption
 
@@ -73,7 +74,9 @@ def _usage_error(exc: UsageError) -> Any:
 
 def _plain_flags(command: Any) -> None:
     """Flags take no value: no ``<bool>`` after them in --help (an empty metavar)."""
-    for param in getattr(command, "params", []):
+    # --help is made (once, then cached) on demand: make it now to reach it too.
+    help_option = command.get_help_option(Context(command))
+    for param in [*command.params, help_option]:
         if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
             param.metavar = ""
     for sub in getattr(command, "commands", {}).values():
