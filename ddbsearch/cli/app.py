@@ -29,6 +29,11 @@ class _ErrorBoundaryGroup(TyperGroup):
         super().__init__(*args, **kwargs)
         _plain_flags(self)
 
+    def get_params(self, ctx: Any) -> Any:
+        params = super().get_params(ctx)
+        _blank_flags(params)  # Typer adds the completion options after __init__
+        return params
+
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
         try:  # the root's own options (ddbsearch --bogus)
             return super().make_context(*args, **kwargs)
@@ -72,13 +77,16 @@ def _usage_error(exc: UsageError) -> Any:
     raise typer.Exit(int(ExitCode.USAGE)) from None
 
 
+def _blank_flags(params: list[Any]) -> None:
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+
+
 def _plain_flags(command: Any) -> None:
     """Flags take no value: no ``<bool>`` after them in --help (an empty metavar)."""
     # --help is made (once, then cached) on demand: make it now to reach it too.
-    help_option = command.get_help_option(Context(command))
-    for param in [*command.params, help_option]:
-        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
-            param.metavar = ""
+    _blank_flags([*command.params, command.get_help_option(Context(command))])
     for sub in getattr(command, "commands", {}).values():
         _plain_flags(sub)
 
