@@ -129,14 +129,16 @@ class NdjsonWriter(Writer):
 
 
 class JsonWriter(Writer):
-    def start(self) -> None:
-        self.stream.write('{"hits": [')
-
+    # The opening is written with the first hit (or at the end), so a search that
+    # fails before any hit leaves stdout empty rather than half a document.
     def hit(self, hit: Hit) -> None:
-        self.stream.write(("\n" if not self.count else ",\n") + _dumps(hit_json(hit, self.columns)))
+        prefix = '{"hits": [\n' if not self.count else ",\n"
+        self.stream.write(prefix + _dumps(hit_json(hit, self.columns)))
         self.count += 1
 
     def finish(self, summary: Summary) -> None:
+        if not self.count:
+            self.stream.write('{"hits": [')
         tail: dict[str, Any] = {"total": summary.total, "total_relation": summary.total_relation}
         if summary.took_ms is not None:
             tail["took_ms"] = summary.took_ms

@@ -137,14 +137,8 @@ def _aggregation_table(agg: Aggregation) -> Table | Text:
         table.add_row(*(escape(cell(v)) for v in agg.values.values()))
         return table
     buckets = agg.buckets
-    if buckets is None:
-        raw = agg.raw
-        if isinstance(raw.get("buckets"), list):
-            from ddbsearch.ops.search import parse_aggregations
-
-            buckets = parse_aggregations({"count_by:": raw})[0].buckets or []
-        else:
-            return Text(f"{agg.name}: {json.dumps(raw, ensure_ascii=False)}")
+    if buckets is None:  # a --query-json metric: its answer as it came
+        return Text(f"{agg.name}: {json.dumps(agg.raw, ensure_ascii=False)}")
     label = f"{title[agg.kind]} {agg.path}" if agg.kind in title else agg.name
     table = Table(title=escape(label), title_justify="left")
     table.add_column("value", overflow="fold")

@@ -547,30 +547,36 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _buckets(result: Mapping[str, Any]) -> list[Bucket] | None:
+    raw = result.get("buckets")
+    if not isinstance(raw, list):  # (keyed buckets, metrics: not a list of values)
+        return None
+    return [
+        Bucket(
+            b["key_as_string"] if "key_as_string" in b else _plain(b.get("key")),
+            int(b.get("doc_count", 0)),
+        )
+        for b in raw
+        if isinstance(b, dict)
+    ]
+
+
 def parse_aggregations(raw: Mapping[str, Any]) -> list[Aggregation]:
     out: list[Aggregation] = []
     for name, result in raw.items():
-        kind, sep, agg_field = name.partition(":")
-        if (
-            not sep
-            or kind not in ("count_by", "stats", "histogram")
-            or not isinstance(result, dict)
-        ):
-            out.append(Aggregation(name, "raw", None, raw=result))
+        if not isinstance(result, dict):
             continue
-        if kind == "stats":
+        kind, sep, agg_field = name.partition(":")
+        buckets = _buckets(result)
+        other = int(result.get("sum_other_doc_count", 0) or 0)
+        if not sep or kind not in ("count_by", "stats", "histogram"):
+            # a --query-json aggregation: kept as answered; its buckets shown if it has any
+            out.append(Aggregation(name, "raw", None, buckets, other, raw=result))
+        elif kind == "stats":
             values = {k: _plain(result.get(k)) for k in ("count", "min", "max", "avg", "sum")}
             out.append(Aggregation(name, kind, agg_field, values=values, raw=result))
-            continue
-        buckets = [
-            Bucket(
-                b["key_as_string"] if "key_as_string" in b else _plain(b.get("key")),
-                int(b.get("doc_count", 0)),
-            )
-            for b in result.get("buckets", [])
-        ]
-        other = int(result.get("sum_other_doc_count", 0) or 0)
-        out.append(Aggregation(name, kind, agg_field, buckets, other, raw=result))
+        else:
+            out.append(Aggregation(name, kind, agg_field, buckets or [], other, raw=result))
     return out
 
 

@@ -37,6 +37,10 @@ def big(osmem_base: str) -> Iterator[Target]:
     index = f"big{uuid.uuid4().hex[:8]}"
     transport = SearchTransport(osmem_base, sigv4=False)
     ensure_index(transport, index)
+    # userId with the exact long sub-field (docs/document-model.md): sorts page on both
+    number = {"type": "double", "fields": {"long": {"type": "long", "ignore_malformed": True}}}
+    response = transport.json("PUT", f"/{index}/_mapping", {"properties": {"userId": number}})
+    assert response.status == 200, response.body
     version = backfill_version(time.time())
     for start in range(0, DOCUMENTS, 2_500):
         actions = [
