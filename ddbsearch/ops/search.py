@@ -844,7 +844,9 @@ def _fetch_fields(target: Target, timeout: float) -> dict[str, FieldInfo]:
         timeout=timeout,
         credentials=credentials,
     )
-    response = transport.request("GET", f"/{target.index}/_mapping")
+    # The timeout is passed again per request: SearchTransport.request(timeout=None)
+    # sends urllib3 no timeout at all, which would hang on an endpoint that never answers.
+    response = transport.request("GET", f"/{target.index}/_mapping", timeout=timeout)
     if response.status != 200:
         return {}
     props: dict[str, Any] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -354,3 +355,23 @@ def test_completion_offers_field_names_from_the_mapping(indexed: Target) -> None
 
 def test_completion_is_silent_without_a_target() -> None:
     assert complete("ddbsearch search --filter cur") == []
+
+
+def test_completion_reads_a_private_cache_then_the_network(indexed: Target) -> None:
+    from ddbsearch.targets import state_home
+
+    assert complete("ddbsearch search --stats am") == ["amount"]
+    (cache,) = (state_home() / "cache").glob("fields-*.json")
+    assert cache.stat().st_mode & 0o777 == 0o600
+    SearchTransport(indexed.search_endpoint, sigv4=False).request("DELETE", f"/{indexed.index}")
+    assert complete("ddbsearch search --stats am") == ["amount"]  # from the cache
+    cache.unlink()
+    assert complete("ddbsearch search --stats am") == []  # the index is gone: nothing
+
+
+def test_completion_gives_up_quietly_on_a_silent_endpoint(indexed: Target) -> None:
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        assert complete(f"ddbsearch search --endpoint {url} --stats am") == []
