@@ -358,15 +358,17 @@ def test_completion_is_silent_without_a_target() -> None:
 
 
 def test_completion_reads_a_private_cache_then_the_network(indexed: Target) -> None:
+    from ddbsearch.files import write_json
     from ddbsearch.targets import state_home
 
     assert complete("ddbsearch search --stats am") == ["amount"]
     (cache,) = (state_home() / "cache").glob("fields-*.json")
     assert cache.stat().st_mode & 0o777 == 0o600
-    SearchTransport(indexed.search_endpoint, sigv4=False).request("DELETE", f"/{indexed.index}")
-    assert complete("ddbsearch search --stats am") == ["amount"]  # from the cache
-    cache.unlink()
-    assert complete("ddbsearch search --stats am") == []  # the index is gone: nothing
+    fresh = {"at": time.time(), "fields": {"amortised": ["double", None, None]}}
+    write_json(cache, fresh)
+    assert complete("ddbsearch search --stats am") == ["amortised"]  # the cache, no request
+    write_json(cache, {**fresh, "at": time.time() - 3600})
+    assert complete("ddbsearch search --stats am") == ["amount"]  # stale: asked again
 
 
 def test_completion_gives_up_quietly_on_a_silent_endpoint(indexed: Target) -> None:
