@@ -15,11 +15,23 @@ from ddbsearch.cli import (
     redrive,
     search,
     status,
+    verify,
 )
 from ddbsearch.cli.app import app
 
 # The order is the order of `ddbsearch --help`.
-for _module in (deploy, demo, put, search, backfill, status, package, redrive, dashboards):
+for _module in (
+    deploy,
+    demo,
+    put,
+    search,
+    backfill,
+    status,
+    verify,
+    package,
+    redrive,
+    dashboards,
+):
     app.add_typer(_module.app)
 
 

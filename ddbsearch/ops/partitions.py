@@ -47,9 +47,7 @@ DEFAULT_BUFFER_BYTES = 2 * 1024 * 1024
 INVALID_PREFIX = "!"
 
 
-def partition_count(
-    estimated_records: int, *, per_partition: int = RECORDS_PER_PARTITION
-) -> int:
+def partition_count(estimated_records: int, *, per_partition: int = RECORDS_PER_PARTITION) -> int:
     """Partitions for about ``estimated_records`` per side (estimates may be approximate)."""
     wanted = math.ceil(max(0, estimated_records) / per_partition)
     return max(MIN_PARTITIONS, min(MAX_PARTITIONS, wanted))

@@ -67,7 +67,8 @@ def test_compare_finds_exactly_the_differences(tmp_path: Path) -> None:
     }
     assert {i for i, c in found.items() if c.kind == "orphan"} == {"ghost"}
     assert found["id50"].keys == {"k": {"N": "50"}}
-    assert found["ghost"].keys is None and found["ghost"].index_version == 3
+    assert found["ghost"].keys is None
+    assert found["ghost"].index_version == 3
 
 
 def test_store_is_private_and_removed(tmp_path: Path) -> None:
@@ -76,7 +77,8 @@ def test_store_is_private_and_removed(tmp_path: Path) -> None:
     store.finish()
     assert stat.S_IMODE(store.directory.stat().st_mode) == 0o700
     files = list(store.directory.rglob("*.jsonl"))
-    assert files and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+    assert files
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
     store.close()
     assert not store.directory.exists()
 

@@ -1,0 +1,166 @@
+"""`verify` against real emulators: drift made on purpose is found exactly, repaired once,
+and nothing is written without --repair (table and index seeded directly, no pipeline)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import boto3
+import pytest
+from typer.testing import CliRunner
+
+from ddbsearch.cli import app
+from ddbsearch.core.bulk import BulkIndexer
+from ddbsearch.core.documents import action_from_item, backfill_version, document_id
+from ddbsearch.core.transport import SearchTransport
+from ddbsearch.errors import ExitCode
+from ddbsearch.ops.verify import run_verify
+from ddbsearch.ops.verify_record import load_last_verify
+from ddbsearch.targets import Target
+
+pytestmark = pytest.mark.integration
+
+KEYS = ["userId", "transactionId"]
+
+
+def _item(user: int, tx: str, text: str = "coffee") -> dict[str, Any]:
+    return {
+        "userId": {"N": str(user)},
+        "transactionId": {"S": tx},
+        "amount": {"N": "11.5"},
+        "shortDescription": {"S": text},
+    }
+
+
+def _seed(target: Target, n: int) -> tuple[Any, SearchTransport, list[dict[str, Any]]]:
+    ddb = boto3.client("dynamodb", endpoint_url=target.aws_endpoint, region_name="us-east-1")
+    search = SearchTransport(target.search_endpoint, sigv4=False)
+    items = [_item(i % 7, f"tx{i:04d}", f"purchase {i}") for i in range(n)]
+    for start in range(0, n, 25):
+        ddb.batch_write_item(
+            RequestItems={
+                target.table: [{"PutRequest": {"Item": it}} for it in items[start : start + 25]]
+            }
+        )
+    old = backfill_version(time.time() - 3600)  # indexed "an hour ago"
+    report = BulkIndexer(search, target.index, refresh=True).run(
+        [action_from_item(it, KEYS, old) for it in items], deadline=time.monotonic() + 60
+    )
+    assert report.count(report.results[0].outcome) == n
+    return ddb, search, items
+
+
+def _put_doc(search: SearchTransport, index: str, doc_id: str, doc: Any, version: int) -> None:
+    resp = search.json(
+        "PUT",
+        f"/{index}/_doc/{quote(doc_id, safe='')}?version={version}&version_type=external_gte"
+        "&refresh=true",
+        doc,
+    )
+    assert resp.status < 300, resp.body
+
+
+def _make_drift(
+    target: Target, ddb: Any, search: SearchTransport, items: list[dict[str, Any]]
+) -> dict[str, set[str]]:
+    ids = [document_id({k: it[k] for k in KEYS}) for it in items]
+    old = backfill_version(time.time() - 3600)
+    # missing: documents deleted behind the pipeline's back
+    for doc_id in ids[:2]:
+        resp = search.request("DELETE", f"/{target.index}/_doc/{quote(doc_id, safe='')}")
+        assert resp.status < 300
+    # stale: altered content at the document's own version
+    _put_doc(search, target.index, ids[2], {"userId": 2, "transactionId": "tx0002"}, old)
+    # older: the item changed, the index kept the previous content
+    changed = dict(items[3], shortDescription={"S": "refunded"})
+    ddb.put_item(TableName=target.table, Item=changed)
+    # orphan: a document for an item that does not exist
+    ghost = document_id({"userId": {"N": "99"}, "transactionId": {"S": "ghost"}})
+    _put_doc(search, target.index, ghost, {"userId": 99, "transactionId": "ghost"}, old)
+    # unindexable: an item the document model rejects (a dot in a name)
+    bad = dict(_item(5, "bad"), **{"a.b": {"S": "x"}})
+    ddb.put_item(TableName=target.table, Item=bad)
+    search.request("POST", f"/{target.index}/_refresh")
+    return {
+        "missing": set(ids[:2]),
+        "stale": {ids[2], ids[3]},
+        "orphan": {ghost},
+        "unindexable": {document_id({k: bad[k] for k in KEYS})},
+    }
+
+
+def _found(report: Any, diffs: list[Any]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for d in diffs:
+        out.setdefault(d.kind, set()).add(d.doc_id)
+    return out
+
+
+def test_verify_finds_exactly_the_drift_and_repairs_it(ops_target: Callable[..., Target]) -> None:
+    target = ops_target(keys=(("userId", "N"), ("transactionId", "S")))
+    ddb, search, items = _seed(target, 120)
+
+    clean = run_verify(target, settle_seconds=0.1)
+    assert clean.result == "equal"
+    assert (clean.items, clean.documents) == (120, 120)
+    assert clean.index_read == "point in time"
+
+    expected = _make_drift(target, ddb, search, items)
+    before = search.json("POST", f"/{target.index}/_search", {"size": 0}).json()
+
+    diffs: list[Any] = []
+    report = run_verify(target, settle_seconds=0.1, page_size=17, on_difference=diffs.append)
+    assert _found(report, diffs) == expected
+    assert report.result == "drift"
+    assert report.drift == 6
+    unindexable = next(d for d in diffs if d.kind == "unindexable")
+    assert unindexable.reason is not None
+    assert "dot" in unindexable.reason
+    # Without --repair nothing was written.
+    after = search.json("POST", f"/{target.index}/_search", {"size": 0}).json()
+    assert after["hits"]["total"] == before["hits"]["total"]
+    record = load_last_verify(target)
+    assert record is not None
+    assert (record.result, record.drift) == ("drift", 6)
+
+    repaired: list[Any] = []
+    fixed = run_verify(target, repair=True, settle_seconds=0.1, on_difference=repaired.append)
+    outcomes = {d.doc_id: d.repair for d in repaired}
+    assert {outcomes[i] for i in expected["missing"] | expected["stale"]} == {"indexed"}
+    (ghost,) = expected["orphan"]
+    (bad,) = expected["unindexable"]
+    assert outcomes[ghost] == "deleted"
+    assert outcomes[bad] is not None
+    assert outcomes[bad].startswith("not repairable")
+    assert fixed.result == "drift"  # the rejected item cannot be repaired from the index side
+    assert fixed.repaired == 5
+
+    ddb.delete_item(TableName=target.table, Key={k: _item(5, "bad")[k] for k in KEYS})
+    again = run_verify(target, settle_seconds=0.1)
+    assert again.result == "equal", again.to_json()
+
+
+def test_verify_cli_exit_codes_and_json_lines(ops_target: Callable[..., Target]) -> None:
+    target = ops_target(keys=(("userId", "N"), ("transactionId", "S")))
+    _ddb, search, items = _seed(target, 30)
+    runner = CliRunner()
+
+    ok = runner.invoke(app, ["verify", "--settle", "0.1"])
+    assert ok.exit_code == 0, ok.output
+
+    doc_id = document_id({k: items[0][k] for k in KEYS})
+    search.request("DELETE", f"/{target.index}/_doc/{quote(doc_id, safe='')}?refresh=true")
+    drift = runner.invoke(app, ["verify", "--settle", "0.1", "--json"])
+    assert drift.exit_code == ExitCode.DRIFT, drift.output
+    lines = [json.loads(line) for line in drift.stdout.splitlines()]
+    assert lines[0] == {"type": "difference", "kind": "missing", "id": doc_id}
+    assert lines[-1]["type"] == "summary"
+    assert lines[-1]["counts"]["missing"] == 1
+
+    repaired = runner.invoke(app, ["verify", "--settle", "0.1", "--repair"])
+    assert repaired.exit_code == ExitCode.REPAIRED, repaired.output
+    assert runner.invoke(app, ["verify", "--settle", "0.1"]).exit_code == 0
