@@ -164,3 +164,84 @@ def test_verify_cli_exit_codes_and_json_lines(ops_target: Callable[..., Target])
     repaired = runner.invoke(app, ["verify", "--settle", "0.1", "--repair"])
     assert repaired.exit_code == ExitCode.REPAIRED, repaired.output
     assert runner.invoke(app, ["verify", "--settle", "0.1"]).exit_code == 0
+
+
+def test_explain_verdicts(ops_target: Callable[..., Target]) -> None:
+    from ddbsearch.ops.explain import explain
+
+    target = ops_target(keys=(("userId", "N"), ("transactionId", "S")))
+    ddb, search, items = _seed(target, 10)
+    expected = _make_drift(target, ddb, search, items)
+
+    def verdict(*key: str) -> Any:
+        return explain(target, list(key), settle_seconds=0)
+
+    ok = verdict("userId=5", "transactionId=tx0005")
+    assert (ok.state, ok.verdict) == ("searchable", "searchable")
+    assert ok.item_present
+    assert ok.item_attributes == 4
+    assert ok.item_values is None
+    assert ok.doc_present
+    assert ok.differing_fields == []
+
+    missing = verdict('{"userId": {"N": "0"}, "transactionId": {"S": "tx0000"}}')
+    assert missing.state == "missing"
+    assert "verify --repair" in missing.verdict
+
+    stale = verdict('{"userId": 3, "transactionId": "tx0003"}')
+    assert stale.state == "stale"
+    assert stale.verdict == "stale: the index holds an older version — `ddbsearch verify --repair`"
+    assert stale.differing_fields == ["shortDescription"]
+    altered = verdict("userId=2", "transactionId=tx0002")
+    assert set(altered.differing_fields) == {"amount", "shortDescription"}
+
+    orphan = verdict("userId=99", "transactionId=ghost")
+    assert orphan.state == "orphan"
+    assert not orphan.item_present
+    assert orphan.doc_present
+
+    bad = verdict("userId=5", "transactionId=bad")
+    assert bad.state == "unindexable"
+    assert "dot" in bad.verdict
+    assert bad.doc_id in expected["unindexable"]
+
+    absent = verdict("userId=1", "transactionId=nope")
+    assert absent.state == "absent"
+    assert absent.consistent
+
+    shown = explain(target, ["userId=5", "transactionId=tx0005"], show_values=True)
+    assert shown.item_values is not None
+    assert shown.item_values["shortDescription"] == "purchase 5"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["userId=3"], "missing key attribute transactionId"),
+        (["userId=x", "transactionId=a"], "userId"),
+        (["amount=3", "userId=3", "transactionId=a"], "'amount' is not a key attribute"),
+        (['{"userId": 3, "transactionId": "a", "x": 1}'], "x is not key attribute"),
+        (["userId"], "is not NAME=VALUE"),
+    ],
+)
+def test_explain_rejects_bad_keys(
+    ops_target: Callable[..., Target], args: list[str], message: str
+) -> None:
+    ops_target(keys=(("userId", "N"), ("transactionId", "S")))
+    result = CliRunner().invoke(app, ["explain", *args])
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert message in result.output
+
+
+def test_explain_cli(ops_target: Callable[..., Target]) -> None:
+    target = ops_target(keys=(("userId", "N"), ("transactionId", "S")))
+    _seed(target, 3)
+    runner = CliRunner()
+    ok = runner.invoke(app, ["explain", "userId=1", "transactionId=tx0001", "--json"])
+    assert ok.exit_code == 0, ok.output
+    data = json.loads(ok.stdout)
+    assert data["verdict"] == "searchable"
+    assert "values" not in data["item"]
+    gone = runner.invoke(app, ["explain", "userId=1", "transactionId=tx9999", "--settle", "0"])
+    assert gone.exit_code == 0, gone.output
+    assert "not in the table" in gone.output
