@@ -293,6 +293,7 @@ class _Recheck:
     bulk: BulkIndexer | None
     on_difference: Callable[[Difference], None] | None
     sample: int
+    before_repair: Callable[[list[str]], None] | None = None
 
     def batch(self, candidates: list[Candidate], *, final: bool) -> Iterator[Candidate]:
         """Re-read a batch; yield what still differs (to re-check later) unless ``final``.
@@ -373,6 +374,8 @@ class _Recheck:
     ) -> None:
         outcomes: dict[str, str] = {}
         if self.repair and self.bulk is not None:
+            if self.before_repair is not None:
+                self.before_repair([c.doc_id for c, _ in confirmed])
             outcomes = self._repair(confirmed, read_at)
         report = self.run.report
         for c, _item in confirmed:
@@ -527,6 +530,7 @@ def run_verify(
     stop: threading.Event | None = None,
     transport: SearchTransport | None = None,
     workdir: Path | None = None,
+    before_repair: Callable[[list[str]], None] | None = None,
 ) -> VerifyReport:
     """Compare the target's table with its index; see the module docstring.
 
@@ -534,7 +538,9 @@ def run_verify(
     and ``report.index_documents`` size a progress bar); ``on_progress(side, n)`` as
     items (``"table"``), documents (``"index"``) and re-checked differences
     (``"recheck"``) are done; ``on_difference`` once per confirmed difference, as it
-    is found. Returns the report; raises Aborted when stopped (or on Ctrl-C).
+    is found; ``before_repair(ids)`` between the reads a repair is based on and its
+    write (a test seam for the worst interleaving with live writes). Returns the
+    report; raises Aborted when stopped (or on Ctrl-C).
     """
     if segments is not None and not 1 <= segments <= MAX_WORKERS:
         raise InputError(f"--segments must be between 1 and {MAX_WORKERS}")
@@ -599,6 +605,7 @@ def run_verify(
             bulk=BulkIndexer(transport, target.index) if repair else None,
             on_difference=on_difference,
             sample=sample,
+            before_repair=before_repair,
         )
         try:
             _recheck(run, checker, candidates, settle_seconds=settle_seconds, rounds=rounds)
