@@ -196,39 +196,50 @@ class _Run:
             self.on_progress(side, n)
 
     def scan_segment(self, segment: int) -> None:
-        names = self.table.key_names
+        """Scan one segment; each page is fingerprinted while the next one is read."""
         start_key: dict[str, Any] | None = None
-        while not self.stop.is_set():
-            self.pacer.wait(self.stop)
-            if self.stop.is_set():
-                return
-            kwargs: dict[str, Any] = {
-                "TableName": self.table.name,
-                "Segment": segment,
-                "TotalSegments": self.report.segments,
-                # Eventually consistent: every difference is re-read consistently later.
-                "ConsistentRead": False,
-                "ReturnConsumedCapacity": "TOTAL",
-            }
-            if start_key:
-                kwargs["ExclusiveStartKey"] = start_key
-            if self.page_size:
-                kwargs["Limit"] = self.page_size
-            with aws.aws_errors(f"scanning table '{self.table.name}'"):
-                page = self.ddb.scan(**kwargs)
-            units = float((page.get("ConsumedCapacity") or {}).get("CapacityUnits", 0.0))
-            self.pacer.spend(units)
-            items = page.get("Items", [])
-            for item in items:
-                doc_id, fp, keys = table_record(item, names)
-                self.store.add("table", doc_id, fp, None, encode_keys(keys))
-            with self.lock:
-                self.report.items += len(items)
-                self.report.consumed_rcu += units
-            self.progress("table", len(items))
-            start_key = page.get("LastEvaluatedKey")
-            if not start_key:
-                return
+        with ThreadPoolExecutor(1, thread_name_prefix=f"verify-{segment}") as digest:
+            pending: Future[None] | None = None
+            try:
+                while not self.stop.is_set():
+                    self.pacer.wait(self.stop)
+                    if self.stop.is_set():
+                        return
+                    kwargs: dict[str, Any] = {
+                        "TableName": self.table.name,
+                        "Segment": segment,
+                        "TotalSegments": self.report.segments,
+                        # Eventually consistent: every difference is re-read consistently.
+                        "ConsistentRead": False,
+                        "ReturnConsumedCapacity": "TOTAL",
+                    }
+                    if start_key:
+                        kwargs["ExclusiveStartKey"] = start_key
+                    if self.page_size:
+                        kwargs["Limit"] = self.page_size
+                    with aws.aws_errors(f"scanning table '{self.table.name}'"):
+                        page = self.ddb.scan(**kwargs)
+                    units = float((page.get("ConsumedCapacity") or {}).get("CapacityUnits", 0.0))
+                    self.pacer.spend(units)
+                    if pending is not None:
+                        pending.result()  # one page in hand at most: memory stays bounded
+                    pending = digest.submit(self._record_page, page.get("Items", []), units)
+                    start_key = page.get("LastEvaluatedKey")
+                    if not start_key:
+                        return
+            finally:
+                if pending is not None:
+                    pending.result()
+
+    def _record_page(self, items: list[dict[str, Any]], units: float) -> None:
+        names = self.table.key_names
+        for item in items:
+            doc_id, fp, keys = table_record(item, names)
+            self.store.add("table", doc_id, fp, None, encode_keys(keys))
+        with self.lock:
+            self.report.items += len(items)
+            self.report.consumed_rcu += units
+        self.progress("table", len(items))
 
     def read_index(self) -> None:
         reader = IndexReader(self.transport, self.target.index)
