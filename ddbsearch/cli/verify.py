@@ -106,7 +106,10 @@ def _print_report(report: VerifyReport, shown: int) -> None:
     view.add_column(justify="left")
     view.add_column(justify="right")
     view.add_column(justify="left", style="dim")
-    view.add_row("items", f"{report.items:,}", f"read from the table ({report.segments} segments)")
+    plural = "s" if report.segments != 1 else ""
+    view.add_row(
+        "items", f"{report.items:,}", f"read from the table ({report.segments} segment{plural})"
+    )
     note = f", {report.index_read_note}" if report.index_read_note else ""
     view.add_row(
         "documents", f"{report.documents:,}", f"read from the index ({report.index_read}{note})"

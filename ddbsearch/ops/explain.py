@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -294,6 +295,18 @@ def indexer_lag(target: Target) -> tuple[float | None, str]:
 
 # --------------------------------------------------------------------------- verdict
 
+_MAPPING_CONFLICT = re.compile(r"failed to parse field \[([^\]]+)\] of type \[([^\]]+)\]")
+
+
+def short_reason(reason: str) -> str:
+    """A dead-letter reason in a few words (the full one stays in the evidence)."""
+    match = _MAPPING_CONFLICT.search(reason)
+    if match:
+        return f"mapping conflict on field {match.group(1)} ({match.group(2)})"
+    if reason.startswith("invalid_document: "):
+        return reason[len("invalid_document: ") :]
+    return reason.split(" in document with id", 1)[0]
+
 
 @dataclass
 class _Reads:
@@ -385,7 +398,7 @@ def _verdict(reads: _Reads, e: Explanation) -> tuple[State, str]:  # noqa: PLR09
     if reads.model_error is None and reads.agree:
         return "searchable", "searchable"
     if e.dead_letters:
-        reason = e.dead_letters[-1].get("reason") or "no reason recorded"
+        reason = short_reason(str(e.dead_letters[-1].get("reason") or "no reason recorded"))
         return (
             "dead_lettered",
             f"dead-lettered: {reason} — fix the item or the mapping, then `ddbsearch redrive`",

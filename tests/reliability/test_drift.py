@@ -156,8 +156,11 @@ def test_verify_finds_exactly_the_drift_made_on_purpose_and_repairs_it(pipeline:
     for case in ("conflict", "dotted"):
         assert verdicts[case].state == "dead_lettered", verdicts[case].verdict
         assert verdicts[case].verdict.endswith("then `ddbsearch redrive`")
-    assert "mapper_parsing_exception" in verdicts["conflict"].verdict
-    assert "amount" in verdicts["conflict"].verdict
+    assert verdicts["conflict"].verdict == (
+        "dead-lettered: mapping conflict on field amount (double) — fix the item or the "
+        "mapping, then `ddbsearch redrive`"
+    )
+    assert "mapper_parsing_exception" in verdicts["conflict"].dead_letters[0]["reason"]
     assert "dot" in verdicts["dotted"].verdict
 
     _wait_until(last_write + 6.5)
