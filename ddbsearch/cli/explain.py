@@ -11,7 +11,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from ddbsearch.cli import console
-from ddbsearch.cli.app import app
 from ddbsearch.cli.options import (
     EndpointOpt,
     IndexOpt,
@@ -22,6 +21,8 @@ from ddbsearch.cli.options import (
     target_from,
 )
 from ddbsearch.errors import ExitCode
+
+app = typer.Typer(rich_markup_mode="rich")
 
 if TYPE_CHECKING:
     from ddbsearch.ops.explain import Explanation

@@ -20,8 +20,6 @@ from rich.progress import (
 from rich.table import Table
 
 from ddbsearch.cli import console
-from ddbsearch.cli.app import app
-from ddbsearch.cli.ops import _RateColumn
 from ddbsearch.cli.options import (
     EndpointOpt,
     IndexOpt,
@@ -31,7 +29,10 @@ from ddbsearch.cli.options import (
     TableOpt,
     target_from,
 )
+from ddbsearch.cli.render import _RateColumn
 from ddbsearch.errors import ExitCode
+
+app = typer.Typer(rich_markup_mode="rich")
 
 if TYPE_CHECKING:
     from ddbsearch.ops.verify import Difference, VerifyReport

@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from ddbsearch import aws
-from ddbsearch.backfill import search_transport
+from ddbsearch import clients
 from ddbsearch.core.documents import InvalidDocument, document_id, to_document
 from ddbsearch.core.transport import SearchTransport
 from ddbsearch.errors import DdbsearchError, InputError
-from ddbsearch.items import TableInfo, describe_table, item_from_json, item_size, validate_item
+from ddbsearch.items import item_from_json, item_size, validate_item
 from ddbsearch.ops.index_reader import IndexDoc, get_documents
 from ddbsearch.ops.partitions import canonical
+from ddbsearch.tables import TableInfo, describe_table
 from ddbsearch.targets import Target
 
 State = Literal[
@@ -44,6 +44,7 @@ DEFAULT_SETTLE_SECONDS = 2.0
 PEEK_VISIBILITY_SECONDS = 30  # how long peeked messages are hidden at most (released at once)
 MAX_PEEKED_MESSAGES = 1000
 LAG_BEHIND_SECONDS = 1.0  # an iterator age above this counts as "behind"
+LAG_MAX_SECONDS = 300.0  # status's default threshold (only the measured age is used here)
 
 
 @dataclass
@@ -213,13 +214,13 @@ def peek_dead_letters(
     """
     if not target.dlq_url:
         return [], 0, 0, "no dead-letter queue recorded for this target"
-    sqs = aws.client(target, "sqs")
+    sqs = clients.client(target, "sqs")
     seen: dict[str, dict[str, Any]] = {}
     handles: list[str] = []
     note = None
     try:
         while len(seen) < MAX_PEEKED_MESSAGES:
-            with aws.aws_errors("dead-letter queue"):
+            with clients.aws_errors("dead-letter queue"):
                 got = sqs.receive_message(
                     QueueUrl=target.dlq_url,
                     MaxNumberOfMessages=10,
@@ -240,7 +241,7 @@ def peek_dead_letters(
                 {"Id": str(n), "ReceiptHandle": h, "VisibilityTimeout": 0}
                 for n, h in enumerate(handles[start : start + 10])
             ]
-            with aws.aws_errors("dead-letter queue"):
+            with clients.aws_errors("dead-letter queue"):
                 sqs.change_message_visibility_batch(QueueUrl=target.dlq_url, Entries=entries)
     matches: list[dict[str, Any]] = []
     batch_records = 0
@@ -277,17 +278,14 @@ def peek_dead_letters(
 
 def indexer_lag(target: Target) -> tuple[float | None, str]:
     """The indexer's iterator age in seconds (None when unknown) and how it was measured."""
-    from ddbsearch import status
+    from ddbsearch.ops.status import aws as on_aws
+    from ddbsearch.ops.status import local as on_local
 
+    backend = on_local if target.kind == "local" else on_aws
     try:
-        if target.kind == "local":
-            checks = status._local_checks(target, status.DEFAULT_MAX_LAG_SECONDS)
-            lag = next(c for c in checks if c.name == "lag")
-        else:
-            lag = status._aws_lag(
-                target, status.DEFAULT_MAX_LAG_SECONDS, datetime.now(timezone.utc)
-            )
-    except DdbsearchError as exc:
+        checks = backend.pipeline_checks(target, None, LAG_MAX_SECONDS, datetime.now(timezone.utc))
+        lag = next(c for c in checks if c.name == "lag")
+    except (DdbsearchError, StopIteration) as exc:
         return None, f"lag unknown: {exc}"
     age = lag.data.get("iterator_age_s")
     return (float(age) if isinstance(age, (int, float)) else None), lag.summary
@@ -326,7 +324,7 @@ def _read(
     ddb: Any, table: TableInfo, keys: Mapping[str, Any], transport: SearchTransport, index: str
 ) -> _Reads:
     doc_id = document_id(keys)
-    with aws.aws_errors(f"reading table '{table.name}'"):
+    with clients.aws_errors(f"reading table '{table.name}'"):
         item = ddb.get_item(TableName=table.name, Key=dict(keys), ConsistentRead=True).get("Item")
     doc = get_documents(transport, index, [doc_id]).get(doc_id)
     expected, error = None, None
@@ -347,10 +345,10 @@ def explain(
     transport: SearchTransport | None = None,
 ) -> Explanation:
     """One verdict for one key, with its evidence (see the module docstring)."""
-    ddb = aws.client(target, "dynamodb")
+    ddb = clients.client(target, "dynamodb")
     table = describe_table(ddb, target.table)
     keys = parse_key(key_args, table)
-    transport = transport or search_transport(target)
+    transport = transport or clients.search_transport(target)
     doc_id = document_id(keys)
     reads = _read(ddb, table, keys, transport, target.index)
     settled = False

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ddbsearch.files import ensure_dir
+
 Side = Literal["table", "index"]
 Kind = Literal["missing", "orphan", "stale", "older", "unindexable"]
 
@@ -197,7 +199,7 @@ class PartitionStore:
     ) -> None:
         if partitions < 1:
             raise ValueError("partitions must be positive")
-        parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ensure_dir(parent)
         self.directory = Path(tempfile.mkdtemp(prefix="verify-", dir=parent))  # 0700
         self.partitions = partitions
         sides: dict[Side, _SideWriter] = {}

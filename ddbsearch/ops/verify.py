@@ -37,8 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ddbsearch import aws
-from ddbsearch.backfill import default_segments, read_budget, search_transport
+from ddbsearch import clients
 from ddbsearch.core.bulk import BulkIndexer, Outcome
 from ddbsearch.core.documents import (
     Action,
@@ -47,9 +46,10 @@ from ddbsearch.core.documents import (
     backfill_version,
     document_id,
 )
+from ddbsearch.core.pacing import Pacer
 from ddbsearch.core.transport import SearchTransport
 from ddbsearch.errors import Aborted, InputError
-from ddbsearch.items import TableInfo, describe_table
+from ddbsearch.ops.backfill import default_segments, read_budget
 from ddbsearch.ops.index_reader import IndexDoc, IndexReader, get_documents
 from ddbsearch.ops.keys import decode_keys, encode_keys, keys_from_source
 from ddbsearch.ops.partitions import (
@@ -63,8 +63,8 @@ from ddbsearch.ops.partitions import (
     partition_count,
 )
 from ddbsearch.ops.verify_record import VerifyRecord, save_last_verify
+from ddbsearch.tables import TableInfo, describe_table
 from ddbsearch.targets import Target, state_home
-from ddbsearch.writer import Pacer
 
 KINDS: tuple[Kind, ...] = ("missing", "orphan", "stale", "older", "unindexable")
 DEFAULT_SETTLE_SECONDS = 5.0
@@ -217,7 +217,7 @@ class _Run:
                         kwargs["ExclusiveStartKey"] = start_key
                     if self.page_size:
                         kwargs["Limit"] = self.page_size
-                    with aws.aws_errors(f"scanning table '{self.table.name}'"):
+                    with clients.aws_errors(f"scanning table '{self.table.name}'"):
                         page = self.ddb.scan(**kwargs)
                     units = float((page.get("ConsumedCapacity") or {}).get("CapacityUnits", 0.0))
                     self.pacer.spend(units)
@@ -370,7 +370,7 @@ class _Recheck:
         )
         delay = 0.05
         while request:
-            with aws.aws_errors(f"reading table '{self.run.table.name}'"):
+            with clients.aws_errors(f"reading table '{self.run.table.name}'"):
                 resp = self.run.ddb.batch_get_item(RequestItems=request)
             for item in resp.get("Responses", {}).get(self.run.table.name, []):
                 out[document_id({n: item[n] for n in names})] = item
@@ -562,10 +562,10 @@ def run_verify(
     if rounds < 2:
         raise InputError("rounds must be at least 2 (a first re-check and a confirmation)")
     started = time.monotonic()
-    ddb = aws.client(target, "dynamodb", max_connections=MAX_WORKERS + 2)
+    ddb = clients.client(target, "dynamodb", max_connections=MAX_WORKERS + 2)
     table = describe_table(ddb, target.table)
     budget = read_budget(table, max_rcu=max_rcu, rcu_fraction=rcu_fraction)
-    transport = transport or search_transport(target)
+    transport = transport or clients.search_transport(target)
     index_documents = IndexReader(transport, target.index).count()
     report = VerifyReport(
         table=table.name,

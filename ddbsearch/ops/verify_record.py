@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ddbsearch.files import read_json, write_json
 from ddbsearch.targets import Target, state_home
 
 if TYPE_CHECKING:
@@ -62,22 +62,13 @@ def record_path(target: Target) -> Path:
 
 def save_last_verify(target: Target, record: VerifyRecord) -> Path:
     path = record_path(target)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    data = {"format": RECORD_FORMAT, **asdict(record)}
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump(data, out, sort_keys=True)
-    tmp.replace(path)  # atomic: a reader never sees half a file
+    write_json(path, {"format": RECORD_FORMAT, **asdict(record)})
     return path
 
 
 def load_last_verify(target: Target) -> VerifyRecord | None:
-    try:
-        data: Any = json.loads(record_path(target).read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
+    data = read_json(record_path(target))
+    if data is None or data.get("format") != RECORD_FORMAT:
         return None
     try:
         return VerifyRecord(
