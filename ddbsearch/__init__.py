@@ -24,6 +24,10 @@ status
     is the pipeline healthy? (table, stream, index, mapping, lag, dead-letter queue)
 redrive
     re-index what the dead-letter queue holds
+verify
+    compare every item with its document; ``repair=True`` fixes the drift
+explain
+    why one item is searchable, or why not (one verdict and its evidence)
 resolve_target
     the :class:`Target` of a deployed stack (the last deploy by default)
 
@@ -47,6 +51,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "search": ("ddbsearch.ops.search", "search"),
     "status": ("ddbsearch.ops.status", "collect_status"),
     "redrive": ("ddbsearch.ops.redrive", "redrive"),
+    "verify": ("ddbsearch.ops.verify", "run_verify"),
+    "explain": ("ddbsearch.ops.explain", "explain"),
     "resolve_target": ("ddbsearch.targets", "resolve_target"),
     # what they take
     "Target": ("ddbsearch.targets", "Target"),
@@ -64,6 +70,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "StatusReport": ("ddbsearch.ops.status", "StatusReport"),
     "Check": ("ddbsearch.ops.status", "Check"),
     "RedriveReport": ("ddbsearch.ops.redrive", "RedriveReport"),
+    "VerifyReport": ("ddbsearch.ops.verify", "VerifyReport"),
+    "Difference": ("ddbsearch.ops.verify", "Difference"),
+    "Explanation": ("ddbsearch.ops.explain", "Explanation"),
     # errors
     "DdbsearchError": ("ddbsearch.errors", "DdbsearchError"),
     "ExitCode": ("ddbsearch.errors", "ExitCode"),
@@ -71,9 +80,10 @@ _EXPORTS: dict[str, tuple[str, str]] = {
 
 __all__ = [
     "BackfillSummary", "Check", "DdbsearchError", "DeployEvents", "DeployReport",
-    "DestroyReport", "ExitCode", "Hit", "PlanReport", "RedriveReport", "SearchRequest",
-    "SearchResult", "StackSettings", "StatusReport", "Target", "WriteReport", "backfill",
-    "deploy", "destroy", "plan", "put", "redrive", "resolve_target", "search", "status",
+    "DestroyReport", "Difference", "ExitCode", "Explanation", "Hit", "PlanReport",
+    "RedriveReport", "SearchRequest", "SearchResult", "StackSettings", "StatusReport",
+    "Target", "VerifyReport", "WriteReport", "backfill", "deploy", "destroy", "explain",
+    "plan", "put", "redrive", "resolve_target", "search", "status", "verify",
 ]  # fmt: skip
 
 if TYPE_CHECKING:  # mypy and editors see the real names; at run time they stay lazy
@@ -90,11 +100,14 @@ if TYPE_CHECKING:  # mypy and editors see the real names; at run time they stay 
         destroy,
         plan,
     )
+    from ddbsearch.ops.explain import Explanation, explain
     from ddbsearch.ops.put import WriteReport, put
     from ddbsearch.ops.redrive import RedriveReport, redrive
     from ddbsearch.ops.search import Hit, SearchRequest, SearchResult, search
     from ddbsearch.ops.status import Check, StatusReport
     from ddbsearch.ops.status import collect_status as status
+    from ddbsearch.ops.verify import Difference, VerifyReport
+    from ddbsearch.ops.verify import run_verify as verify
     from ddbsearch.targets import Target, resolve_target
 
 

@@ -12,7 +12,6 @@ unless ``show_values`` is set.
 from __future__ import annotations
 
 import base64
-import json
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -25,6 +24,7 @@ from ddbsearch.core.documents import InvalidDocument, document_id, to_document
 from ddbsearch.core.transport import SearchTransport
 from ddbsearch.errors import DdbsearchError, InputError
 from ddbsearch.items import item_from_json, item_size, validate_item
+from ddbsearch.ops import deadletters
 from ddbsearch.ops.index_reader import IndexDoc, get_documents
 from ddbsearch.ops.partitions import canonical
 from ddbsearch.tables import TableInfo, describe_table
@@ -41,7 +41,6 @@ State = Literal[
     "stale",
 ]
 DEFAULT_SETTLE_SECONDS = 2.0
-PEEK_VISIBILITY_SECONDS = 30  # how long peeked messages are hidden at most (released at once)
 MAX_PEEKED_MESSAGES = 1000
 LAG_BEHIND_SECONDS = 1.0  # an iterator age above this counts as "behind"
 LAG_MAX_SECONDS = 300.0  # status's default threshold (only the measured age is used here)
@@ -202,80 +201,6 @@ def version_time(version: int | None) -> str | None:
     return f"{kind} at {stamp.isoformat(timespec='seconds')}"
 
 
-def peek_dead_letters(
-    target: Target, doc_id: str
-) -> tuple[list[dict[str, Any]], int, int, str | None]:
-    """Dead-letter messages for ``doc_id``, read without consuming them.
-
-    Messages are received with a short visibility timeout and made visible again at
-    once (ChangeMessageVisibility 0), so a redrive running meanwhile waits seconds at
-    most. Receiving counts towards a message's ApproximateReceiveCount.
-    Returns (matching messages, on-failure batch records seen, messages seen, note).
-    """
-    if not target.dlq_url:
-        return [], 0, 0, "no dead-letter queue recorded for this target"
-    sqs = clients.client(target, "sqs")
-    seen: dict[str, dict[str, Any]] = {}
-    handles: list[str] = []
-    note = None
-    try:
-        while len(seen) < MAX_PEEKED_MESSAGES:
-            with clients.aws_errors("dead-letter queue"):
-                got = sqs.receive_message(
-                    QueueUrl=target.dlq_url,
-                    MaxNumberOfMessages=10,
-                    VisibilityTimeout=PEEK_VISIBILITY_SECONDS,
-                    WaitTimeSeconds=0,
-                    AttributeNames=["SentTimestamp"],
-                ).get("Messages", [])
-            if not got:
-                break
-            for message in got:
-                seen.setdefault(message["MessageId"], message)
-                handles.append(message["ReceiptHandle"])
-        else:
-            note = f"only the first {MAX_PEEKED_MESSAGES} messages were read"
-    finally:
-        for start in range(0, len(handles), 10):
-            entries = [
-                {"Id": str(n), "ReceiptHandle": h, "VisibilityTimeout": 0}
-                for n, h in enumerate(handles[start : start + 10])
-            ]
-            with clients.aws_errors("dead-letter queue"):
-                sqs.change_message_visibility_batch(QueueUrl=target.dlq_url, Entries=entries)
-    matches: list[dict[str, Any]] = []
-    batch_records = 0
-    for message in seen.values():
-        try:
-            body = json.loads(message["Body"])
-        except ValueError:
-            continue
-        if not isinstance(body, dict):
-            continue
-        if body.get("source") != "ddbsearch":
-            batch_records += 1
-            continue
-        if body.get("documentId") != doc_id:
-            continue
-        sent = message.get("Attributes", {}).get("SentTimestamp")
-        matches.append(
-            {
-                "reason": body.get("reason"),
-                "eventName": body.get("eventName"),
-                "sequenceNumber": body.get("sequenceNumber"),
-                "version": body.get("version"),
-                "sent_at": (
-                    datetime.fromtimestamp(int(sent) / 1000, tz=timezone.utc).isoformat(
-                        timespec="seconds"
-                    )
-                    if sent
-                    else None
-                ),
-            }
-        )
-    return matches, batch_records, len(seen), note
-
-
 def indexer_lag(target: Target) -> tuple[float | None, str]:
     """The indexer's iterator age in seconds (None when unknown) and how it was measured."""
     from ddbsearch.ops.status import aws as on_aws
@@ -372,9 +297,17 @@ def explain(
         out.doc_version_time = version_time(reads.doc.version)
         if reads.expected is not None:
             out.differing_fields = differing_fields(reads.expected, reads.doc.source)
-    out.dead_letters, out.batch_records, out.dead_letters_scanned, out.dead_letter_note = (
-        peek_dead_letters(target, doc_id)
-    )
+    if target.dlq_url:
+        letters = deadletters.peek(target, limit=MAX_PEEKED_MESSAGES)
+        out.dead_letters = [
+            {k: v for k, v in m.items() if k != "documentId"} for m in letters.for_document(doc_id)
+        ]
+        out.batch_records = letters.batch_records
+        out.dead_letters_scanned = letters.scanned
+        if letters.truncated:
+            out.dead_letter_note = f"only the first {MAX_PEEKED_MESSAGES} messages were read"
+    else:
+        out.dead_letter_note = "no dead-letter queue recorded for this target"
     out.lag_seconds, out.lag_note = indexer_lag(target)
     out.state, out.verdict = _verdict(reads, out)
     return out

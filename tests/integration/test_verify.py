@@ -245,3 +245,73 @@ def test_explain_cli(ops_target: Callable[..., Target]) -> None:
     gone = runner.invoke(app, ["explain", "userId=1", "transactionId=tx9999", "--settle", "0"])
     assert gone.exit_code == 0, gone.output
     assert "not in the table" in gone.output
+
+
+def _check(target: Target, name: str) -> Any:
+    from ddbsearch.ops.status import collect_status
+
+    return next(c for c in collect_status(target).checks if c.name == name)
+
+
+def test_status_shows_the_last_verify(ops_target: Callable[..., Target]) -> None:
+    target = ops_target(keys=(("userId", "N"), ("transactionId", "S")))
+    _ddb, search, items = _seed(target, 5)
+    never = _check(target, "verify")
+    assert never.state == "unknown"
+    assert "never verified" in never.summary
+
+    run_verify(target, settle_seconds=0.1)
+    agreed = _check(target, "verify")
+    assert agreed.state == "ok"
+    assert agreed.summary.endswith("ago: index and table agreed")
+
+    doc_id = document_id({k: items[0][k] for k in KEYS})
+    search.request("DELETE", f"/{target.index}/_doc/{quote(doc_id, safe='')}?refresh=true")
+    run_verify(target, settle_seconds=0.1)
+    drift = _check(target, "verify")
+    assert drift.state == "warn"
+    assert "drift (1 missing): run 'ddbsearch verify --repair'" in drift.summary
+    assert drift.data["result"] == "drift"
+
+
+def test_status_names_the_repair_for_an_empty_or_missing_index(
+    ops_target: Callable[..., Target],
+) -> None:
+    target = ops_target(keys=(("userId", "N"), ("transactionId", "S")))
+    ddb = boto3.client("dynamodb", endpoint_url=target.aws_endpoint, region_name="us-east-1")
+    ddb.put_item(TableName=target.table, Item=_item(1, "a"))
+    counts = _check(target, "counts")
+    assert counts.state == "fail"
+    assert counts.summary == (
+        "the index is empty while the table holds 1 items (exact): run 'ddbsearch backfill'"
+    )
+
+    missing = ops_target(keys=(("userId", "N"), ("transactionId", "S")), index=False)
+    index = _check(missing, "index")
+    assert index.state == "fail"
+    assert "does not exist" in index.summary
+    assert "'ddbsearch backfill'" in index.summary
+
+
+def test_status_tells_item_dead_letters_from_stream_batches_given_up(
+    ops_target: Callable[..., Target],
+) -> None:
+    from dataclasses import replace
+
+    target = ops_target(keys=(("userId", "N"), ("transactionId", "S")))
+    sqs = boto3.client("sqs", endpoint_url=target.aws_endpoint, region_name="us-east-1")
+    url = sqs.create_queue(QueueName=f"dlq-{target.index}")["QueueUrl"]
+    item_record = {"source": "ddbsearch", "reason": "x", "documentId": "a|1", "keys": {}}
+    batch_record = {"requestContext": {}, "DDBStreamBatchInfo": {"batchSize": 3}}
+    for body in (item_record, batch_record):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body))
+    dlq = _check(replace(target, dlq_url=url), "dead-letter queue")
+    assert dlq.state == "fail"
+    assert "1 item(s) could not be indexed: fix them, then 'ddbsearch redrive'" in dlq.summary
+    assert "1 stream batch(es) given up by the mapping" in dlq.summary
+    assert "'ddbsearch verify --repair'" in dlq.summary
+    # Looked at, not consumed: both are still there and visible.
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
+        "Attributes"
+    ]
+    assert attrs["ApproximateNumberOfMessages"] == "2"
