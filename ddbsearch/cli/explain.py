@@ -28,6 +28,17 @@ if TYPE_CHECKING:
     from ddbsearch.ops.explain import Explanation
 
 
+def _dead_letter_rows(view: Table, result: Explanation) -> None:
+    dlq = f"{len(result.dead_letters)} message(s) for this key"
+    if result.batch_records:
+        dlq += f"; {result.batch_records} on-failure batch record(s) (stream ranges)"
+    if result.dead_letter_note:
+        dlq += f" ({result.dead_letter_note})"
+    view.add_row("dead letters", escape(dlq))
+    for letter in result.dead_letters:
+        view.add_row("", escape(f"{letter.get('sent_at') or '?'}: {letter.get('reason')}"))
+
+
 def _render(result: Explanation) -> None:
     style = "green" if result.searchable else ("dim" if result.consistent else "bold red")
     console.err.print(f"[{style}]{escape(result.verdict)}[/]", soft_wrap=True)
@@ -53,14 +64,9 @@ def _render(result: Explanation) -> None:
     else:
         view.add_row("document", "not in the index")
     view.add_row("generation", escape(result.generation))
-    dlq = f"{len(result.dead_letters)} message(s) for this key"
-    if result.batch_records:
-        dlq += f"; {result.batch_records} on-failure batch record(s) (stream ranges)"
-    if result.dead_letter_note:
-        dlq += f" ({result.dead_letter_note})"
-    view.add_row("dead letters", escape(dlq))
-    for letter in result.dead_letters:
-        view.add_row("", escape(f"{letter.get('sent_at') or '?'}: {letter.get('reason')}"))
+    if result.excluded:
+        view.add_row("excluded", escape(", ".join(result.excluded) + " (not indexed)"))
+    _dead_letter_rows(view, result)
     view.add_row("indexer", escape(result.lag_note or "unknown"))
     if result.settled:
         view.add_row("note", "the first reads differed; a second read agreed (in flight)")

@@ -20,12 +20,13 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from ddbsearch import clients
-from ddbsearch.core.documents import InvalidDocument, document_id, to_document
+from ddbsearch.core.documents import InvalidDocument
 from ddbsearch.core.transport import SearchTransport
 from ddbsearch.errors import DdbsearchError, InputError
 from ddbsearch.items import item_from_json, item_size, validate_item
 from ddbsearch.ops import deadletters
 from ddbsearch.ops.index_reader import IndexDoc, get_documents
+from ddbsearch.ops.model import Model
 from ddbsearch.ops.partitions import canonical
 from ddbsearch.tables import TableInfo, describe_table
 from ddbsearch.targets import Target
@@ -62,6 +63,7 @@ class Explanation:
     doc_version_time: str | None = None  # when the indexed change was made / read
     differing_fields: list[str] = field(default_factory=list)
     generation: str = "no include/exclude configuration: every attribute is indexed"
+    excluded: list[str] = field(default_factory=list)  # attributes the configuration leaves out
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     batch_records: int = 0  # on-failure records of the mapping (stream ranges, not keys)
     dead_letters_scanned: int = 0
@@ -100,6 +102,7 @@ class Explanation:
                 "differing_fields": self.differing_fields,
             },
             "generation": self.generation,
+            "excluded_attributes": self.excluded,
             "dead_letters": self.dead_letters,
             "dead_letter_batch_records": self.batch_records,
             "dead_letters_scanned": self.dead_letters_scanned,
@@ -246,16 +249,22 @@ class _Reads:
 
 
 def _read(
-    ddb: Any, table: TableInfo, keys: Mapping[str, Any], transport: SearchTransport, index: str
+    ddb: Any,
+    table: TableInfo,
+    *,
+    model: Model,
+    keys: Mapping[str, Any],
+    transport: SearchTransport,
+    index: str,
 ) -> _Reads:
-    doc_id = document_id(keys)
+    doc_id = model.doc_id(keys)
     with clients.aws_errors(f"reading table '{table.name}'"):
         item = ddb.get_item(TableName=table.name, Key=dict(keys), ConsistentRead=True).get("Item")
     doc = get_documents(transport, index, [doc_id]).get(doc_id)
     expected, error = None, None
     if item is not None:
         try:
-            expected = to_document(item)
+            _id, expected, _version = model.document(item)
         except InvalidDocument as exc:
             error = exc.reason
     return _Reads(item, doc, expected, error)
@@ -274,20 +283,23 @@ def explain(
     table = describe_table(ddb, target.table)
     keys = parse_key(key_args, table)
     transport = transport or clients.search_transport(target)
-    doc_id = document_id(keys)
-    reads = _read(ddb, table, keys, transport, target.index)
+    model = Model.for_keys(table.key_names)
+    doc_id = model.doc_id(keys)
+    reads = _read(ddb, table, model=model, keys=keys, transport=transport, index=target.index)
     settled = False
     if not reads.agree and settle_seconds > 0:
         time.sleep(settle_seconds)  # a write in flight reaches the index within the lag
-        again = _read(ddb, table, keys, transport, target.index)
+        again = _read(ddb, table, model=model, keys=keys, transport=transport, index=target.index)
         settled = again.agree
         reads = again
     out = Explanation(verdict="", state="searchable", doc_id=doc_id, keys=_key_display(keys))
     out.settled = settled
+    out.generation = model.configuration
     if reads.item is not None:
         out.item_present = True
         out.item_attributes = len(reads.item)
         out.item_size_bytes = item_size(reads.item)
+        out.excluded = model.excluded(reads.item)
         if show_values:
             out.item_values = _plain(reads.expected) if reads.expected else _plain(reads.item)
     out.model_error = reads.model_error

@@ -31,7 +31,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,9 +42,7 @@ from ddbsearch.core.bulk import BulkIndexer, Outcome
 from ddbsearch.core.documents import (
     Action,
     InvalidDocument,
-    action_from_item,
     backfill_version,
-    document_id,
 )
 from ddbsearch.core.pacing import Pacer
 from ddbsearch.core.transport import SearchTransport
@@ -52,6 +50,7 @@ from ddbsearch.errors import Aborted, InputError
 from ddbsearch.ops.backfill import default_segments, read_budget
 from ddbsearch.ops.index_reader import IndexDoc, IndexReader, get_documents
 from ddbsearch.ops.keys import decode_keys, encode_keys, keys_from_source
+from ddbsearch.ops.model import Model
 from ddbsearch.ops.partitions import (
     INVALID_PREFIX,
     Candidate,
@@ -189,6 +188,7 @@ class _Run:
     stop: threading.Event
     on_progress: ProgressFn | None
     page_size: int | None
+    model: Model
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def progress(self, side: str, n: int) -> None:
@@ -232,10 +232,9 @@ class _Run:
                     pending.result()
 
     def _record_page(self, items: list[dict[str, Any]], units: float) -> None:
-        names = self.table.key_names
         for item in items:
-            doc_id, fp, keys = table_record(item, names)
-            self.store.add("table", doc_id, fp, None, encode_keys(keys))
+            doc_id, fp, version, keys = table_record(item, self.model)
+            self.store.add("table", doc_id, fp, version, encode_keys(keys))
         with self.lock:
             self.report.items += len(items)
             self.report.consumed_rcu += units
@@ -258,15 +257,16 @@ class _Run:
 
 
 def table_record(
-    item: Mapping[str, Any], key_names: Sequence[str]
-) -> tuple[str, str, dict[str, Any]]:
-    """(document id, fingerprint or "!reason", key) of one item, through the shared model."""
-    keys = {name: item[name] for name in key_names}
+    item: Mapping[str, Any], model: Model
+) -> tuple[str, str, int | None, dict[str, Any]]:
+    """(document id, fingerprint or "!reason", the item's version if known, key) of one item,
+    through the shared document model."""
+    keys = model.keys_of(item)
     try:
-        action = action_from_item(item, key_names, 0)
+        doc_id, document, version = model.document(item)
     except InvalidDocument as exc:
-        return document_id(keys), invalid_marker(exc.reason), keys
-    return action.doc_id, fingerprint(action.document), keys
+        return model.doc_id(keys), invalid_marker(exc.reason), None, keys
+    return doc_id, fingerprint(document), version, keys
 
 
 def _execute(tasks: list[Callable[[], None]], stop: threading.Event) -> None:
@@ -321,7 +321,7 @@ class _Recheck:
                 keys_by_id[c.doc_id] = keys
         read_at = time.time()  # before the reads: the repair version must lose to later writes
         items = self._get_items(list(keys_by_id.values()))
-        names = self.run.table.key_names
+        model = self.run.model
         confirmed: list[tuple[Candidate, Mapping[str, Any] | None]] = []
         for c in candidates:
             doc = docs.get(c.doc_id)
@@ -332,7 +332,10 @@ class _Recheck:
                 # table cannot hold it under this id (ids come from keys); never deleted.
                 now = classify(c.doc_id, None, _index_record(doc), None)
             else:
-                current = None if item is None else (table_record(item, names)[1], None)
+                current = None
+                if item is not None:
+                    _id, fp, version, _keys = table_record(item, model)
+                    current = (fp, version)
                 now = classify(c.doc_id, current, _index_record(doc), encode_keys(keys))
             if now is None:
                 self.run.report.in_flight += 1
@@ -356,7 +359,7 @@ class _Recheck:
         if keys is None:
             return None
         try:
-            same = document_id(keys) == c.doc_id
+            same = self.run.model.doc_id(keys) == c.doc_id
         except (InvalidDocument, ArithmeticError, ValueError):
             same = False
         return keys if same else None
@@ -364,7 +367,7 @@ class _Recheck:
     def _get_items(self, keys: list[dict[str, Any]]) -> dict[str, Mapping[str, Any]]:
         """Consistent BatchGetItem; by document id. Unprocessed keys are retried."""
         out: dict[str, Mapping[str, Any]] = {}
-        names = self.run.table.key_names
+        model = self.run.model
         request: dict[str, Any] = (
             {self.run.table.name: {"Keys": keys, "ConsistentRead": True}} if keys else {}
         )
@@ -373,7 +376,7 @@ class _Recheck:
             with clients.aws_errors(f"reading table '{self.run.table.name}'"):
                 resp = self.run.ddb.batch_get_item(RequestItems=request)
             for item in resp.get("Responses", {}).get(self.run.table.name, []):
-                out[document_id({n: item[n] for n in names})] = item
+                out[model.doc_id(model.keys_of(item))] = item
             request = resp.get("UnprocessedKeys") or {}
             if request:
                 time.sleep(delay)
@@ -414,7 +417,6 @@ class _Recheck:
         self, confirmed: list[tuple[Candidate, Mapping[str, Any] | None]], read_at: float
     ) -> dict[str, str]:
         version = backfill_version(read_at)
-        names = self.run.table.key_names
         actions: list[Action] = []
         outcomes: dict[str, str] = {}
         for c, item in confirmed:
@@ -437,7 +439,7 @@ class _Recheck:
                 keys = decode_keys(c.keys) if c.keys is not None else {}
                 actions.append(Action("delete", c.doc_id, version, None, keys))
             else:
-                actions.append(action_from_item(item, names, version))
+                actions.append(self.run.model.action(item, version))
         if not actions:
             return outcomes
         assert self.bulk is not None
@@ -592,6 +594,7 @@ def run_verify(
             stop=stop,
             on_progress=on_progress,
             page_size=page_size,
+            model=Model.for_keys(table.key_names),
         )
         tasks: list[Callable[[], None]] = [run.read_index]
         tasks += [lambda s=s: run.scan_segment(s) for s in range(report.segments)]  # type: ignore[misc]
