@@ -144,11 +144,13 @@ class _SideWriter:
         self.buffer_bytes = buffer_bytes
         self.records = 0
         self._buffers: list[list[str]] = [[] for _ in range(partitions)]
+        # Plain strings made once: building Paths on every flush grows pathlib's caches.
+        self._paths = [os.path.join(directory, f"{p:04d}.jsonl") for p in range(partitions)]
         self._buffered = 0
         self._lock = threading.Lock()
 
-    def path(self, partition: int) -> Path:
-        return self.directory / f"{partition:04d}.jsonl"
+    def path(self, partition: int) -> str:
+        return self._paths[partition]
 
     def add(self, doc_id: str, fp: str, version: int | None, keys: dict[str, Any] | None) -> None:
         row: list[Any] = [doc_id, fp, version] if keys is None else [doc_id, fp, version, keys]
@@ -179,7 +181,7 @@ class _SideWriter:
     def read(self, partition: int) -> Iterator[list[Any]]:
         """Rows ``[id, fingerprint, version]`` (+ ``keys`` on the table side)."""
         try:
-            handle = self.path(partition).open(encoding="utf-8")
+            handle = open(self.path(partition), encoding="utf-8")  # noqa: SIM115
         except FileNotFoundError:
             return
         with handle:
