@@ -283,13 +283,14 @@ def explain(
     table = describe_table(ddb, target.table)
     keys = parse_key(key_args, table)
     transport = transport or clients.search_transport(target)
-    model = Model.for_keys(table.key_names)
+    model = Model.load(transport, target.index, table.key_names)
     doc_id = model.doc_id(keys)
-    reads = _read(ddb, table, model=model, keys=keys, transport=transport, index=target.index)
+    index = model.serving or target.index
+    reads = _read(ddb, table, model=model, keys=keys, transport=transport, index=index)
     settled = False
     if not reads.agree and settle_seconds > 0:
         time.sleep(settle_seconds)  # a write in flight reaches the index within the lag
-        again = _read(ddb, table, model=model, keys=keys, transport=transport, index=target.index)
+        again = _read(ddb, table, model=model, keys=keys, transport=transport, index=index)
         settled = again.agree
         reads = again
     out = Explanation(verdict="", state="searchable", doc_id=doc_id, keys=_key_display(keys))

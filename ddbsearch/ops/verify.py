@@ -191,6 +191,11 @@ class _Run:
     model: Model
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    @property
+    def read_index_name(self) -> str:
+        """Where single documents are read: the serving generation (``_mget`` needs one index)."""
+        return self.model.serving or self.target.index
+
     def progress(self, side: str, n: int) -> None:
         if self.on_progress is not None and n:
             self.on_progress(side, n)
@@ -313,7 +318,7 @@ class _Recheck:
         the previous round is confirmed, reported and, with repair, repaired.
         """
         ids = [c.doc_id for c in candidates]
-        docs = get_documents(self.run.transport, self.run.target.index, ids)
+        docs = get_documents(self.run.transport, self.run.read_index_name, ids)
         keys_by_id: dict[str, dict[str, Any]] = {}
         for c in candidates:
             keys = self._keys(c, docs.get(c.doc_id))
@@ -569,6 +574,8 @@ def run_verify(
     budget = read_budget(table, max_rcu=max_rcu, rcu_fraction=rcu_fraction)
     transport = transport or clients.search_transport(target)
     index_documents = IndexReader(transport, target.index).count()
+    # The serving generation's configuration, so every document is built as it expects.
+    model = Model.load(transport, target.index, table.key_names)
     report = VerifyReport(
         table=table.name,
         index=target.index,
@@ -594,7 +601,7 @@ def run_verify(
             stop=stop,
             on_progress=on_progress,
             page_size=page_size,
-            model=Model.for_keys(table.key_names),
+            model=model,
         )
         tasks: list[Callable[[], None]] = [run.read_index]
         tasks += [lambda s=s: run.scan_segment(s) for s in range(report.segments)]  # type: ignore[misc]
@@ -616,7 +623,7 @@ def run_verify(
             run=run,
             key_types={k.name: k.type for k in table.keys},
             repair=repair,
-            bulk=BulkIndexer(transport, target.index) if repair else None,
+            bulk=BulkIndexer(transport, model.serving or target.index) if repair else None,
             on_difference=on_difference,
             sample=sample,
             before_repair=before_repair,

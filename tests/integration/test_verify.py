@@ -315,3 +315,56 @@ def test_status_tells_item_dead_letters_from_stream_batches_given_up(
         "Attributes"
     ]
     assert attrs["ApproximateNumberOfMessages"] == "2"
+
+
+def test_verify_and_explain_follow_the_serving_generations_configuration(
+    ops_target: Callable[..., Target],
+) -> None:
+    """Excluded attributes are not drift, ids follow the key schema, and with a version
+    attribute an index behind the item's own version is reported as older."""
+    from ddbsearch.core.generations import GenerationConfig
+    from ddbsearch.core.lifecycle import create_first_generation
+    from ddbsearch.ops.explain import explain
+
+    target = ops_target(keys=(("userId", "N"), ("transactionId", "S")), index=False)
+    search = SearchTransport(target.search_endpoint, sigv4=False)
+    config = GenerationConfig.create(key_schema=KEYS, exclude=["secret"], version_attribute="v")
+    assert create_first_generation(search, target.index, config)
+    ddb = boto3.client("dynamodb", endpoint_url=target.aws_endpoint, region_name="us-east-1")
+    items = [{**_item(i, f"tx{i}"), "secret": {"S": "pin"}, "v": {"N": "3"}} for i in range(6)]
+    for it in items:
+        ddb.put_item(TableName=target.table, Item=it)
+    indexer = BulkIndexer(search, target.index, refresh=True)
+    indexer.run(
+        [action_from_item(it, KEYS, 0, config) for it in items], deadline=time.monotonic() + 60
+    )
+    assert run_verify(target, settle_seconds=0.1).result == "equal"
+
+    newer = {**items[0], "shortDescription": {"S": "edited"}, "v": {"N": "4"}}
+    ddb.put_item(TableName=target.table, Item=newer)
+    unversioned = {k: v for k, v in _item(9, "tx9").items()}
+    ddb.put_item(TableName=target.table, Item=unversioned)
+    found: list[Any] = []
+    report = run_verify(target, settle_seconds=0.1, on_difference=found.append)
+    kinds = {d.doc_id: d.kind for d in found}
+    assert kinds == {"0|tx0": "older", "9|tx9": "unindexable"}  # ids in key-schema order
+    assert report.counts["older"] == 1
+    assert next(d for d in found if d.kind == "unindexable").reason == (
+        "version attribute 'v' is missing"
+    )
+
+    older = explain(target, ["userId=0", "transactionId=tx0"], settle_seconds=0)
+    assert older.state == "stale"
+    assert older.doc_version == 3
+    assert older.differing_fields == ["shortDescription", "v"]
+    ok = explain(target, ["userId=1", "transactionId=tx1"], settle_seconds=0)
+    assert ok.verdict == "searchable"
+    assert ok.excluded == ["secret"]
+    assert "exclude secret" in ok.generation
+    assert "version attribute v" in ok.generation
+
+    fixed = run_verify(target, repair=True, settle_seconds=0.1)
+    assert fixed.repairs["indexed"] == 1
+    doc = search.request("GET", f"/{target.index}/_doc/0%7Ctx0").json()
+    assert doc["_version"] == 4  # the item's own version, as the stream would write it
+    assert "secret" not in doc["_source"]
