@@ -221,14 +221,18 @@ def indexer_lag(target: Target) -> tuple[float | None, str]:
 
 # --------------------------------------------------------------------------- verdict
 
-_MAPPING_CONFLICT = re.compile(r"failed to parse field \[([^\]]+)\] of type \[([^\]]+)\]")
+_MAPPING_CONFLICT = (
+    re.compile(r"field '([^']+)' \(mapped as ([^)]+)\)"),  # ddbsearch's own wording
+    re.compile(r"failed to parse field \[([^\]]+)\] of type \[([^\]]+)\]"),  # OpenSearch's
+)
 
 
 def short_reason(reason: str) -> str:
     """A dead-letter reason in a few words (the full one stays in the evidence)."""
-    match = _MAPPING_CONFLICT.search(reason)
-    if match:
-        return f"mapping conflict on field {match.group(1)} ({match.group(2)})"
+    for pattern in _MAPPING_CONFLICT:
+        match = pattern.search(reason)
+        if match:
+            return f"mapping conflict on field {match.group(1)} ({match.group(2)})"
     if reason.startswith("invalid_document: "):
         return reason[len("invalid_document: ") :]
     return reason.split(" in document with id", 1)[0]

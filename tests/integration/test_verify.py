@@ -307,9 +307,12 @@ def test_status_tells_item_dead_letters_from_stream_batches_given_up(
         sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body))
     dlq = _check(replace(target, dlq_url=url), "dead-letter queue")
     assert dlq.state == "fail"
-    assert "1 item(s) could not be indexed: fix them, then 'ddbsearch redrive'" in dlq.summary
-    assert "1 stream batch(es) given up by the mapping" in dlq.summary
-    assert "'ddbsearch verify --repair'" in dlq.summary
+    assert dlq.summary == (
+        "2 record(s) could not be indexed and wait in the dead-letter queue: "
+        "1 item(s): fix them, then 'ddbsearch redrive'; 1 stream batch(es) the mapping gave "
+        "up after its retries (the stream keeps records only 24 hours): run "
+        "'ddbsearch verify --repair' (or 'ddbsearch backfill')"
+    )
     # Looked at, not consumed: both are still there and visible.
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
         "Attributes"

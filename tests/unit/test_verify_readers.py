@@ -127,6 +127,11 @@ def test_short_reason() -> None:
         "document with id '…'.: For input string: '…'"
     )
     assert short_reason(reason) == "mapping conflict on field amount (double)"
+    ours = (
+        "mapper_parsing_exception: field 'amount' (mapped as double) cannot take the item's "
+        "value (caused by number_format_exception)"
+    )
+    assert short_reason(ours) == "mapping conflict on field amount (double)"
     assert short_reason("invalid_document: attribute name 'a.b' contains a dot") == (
         "attribute name 'a.b' contains a dot"
     )

@@ -203,20 +203,17 @@ def _dlq_check(target: Target) -> Check:
     # Which kind they are decides the repair: look (without consuming) at the first ones.
     letters = deadletters.peek(target, limit=DLQ_PEEK_LIMIT)
     data.update(items=len(letters.items), batch_records=letters.batch_records)
-    of = f" (of the first {letters.scanned:,})" if letters.truncated else ""
+    of = f"; of the first {letters.scanned:,}" if letters.truncated else ""
     parts = []
     if letters.items:
-        parts.append(
-            f"{len(letters.items):,} item(s) could not be indexed: fix them, "
-            "then 'ddbsearch redrive'"
-        )
+        parts.append(f"{len(letters.items):,} item(s): fix them, then 'ddbsearch redrive'")
     if letters.batch_records:
         parts.append(
-            f"{letters.batch_records:,} stream batch(es) given up by the mapping after its "
-            "retries (the stream keeps records only 24 hours): run 'ddbsearch verify --repair' "
+            f"{letters.batch_records:,} stream batch(es) the mapping gave up after its retries "
+            "(the stream keeps records only 24 hours): run 'ddbsearch verify --repair' "
             "(or 'ddbsearch backfill')"
         )
-    detail = ("; of them" + of + ": " + "; ".join(parts)) if parts else ""
+    detail = (of + ": " + "; ".join(parts)) if parts else ""
     return Check(
         "dead-letter queue",
         "fail",
