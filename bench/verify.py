@@ -168,6 +168,14 @@ def run(quick: bool = False, *, items: int | None = None) -> Section:
         verify_s = time.perf_counter() - t0
         if report.result != "equal" or report.items != count:
             raise RuntimeError(f"verify did not find the sides equal: {report.to_json()}")
+        # The raw reads again, after verify: the machine is shared, so each limit is the
+        # faster of its two runs (the ratio is then a floor for verify, not a lucky draw).
+        t0 = time.perf_counter()
+        _scan(ddb, "big")
+        scan_s = min(scan_s, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        _read_index(transport, "big")
+        read_s = min(read_s, time.perf_counter() - t0)
 
         peaks = {}
         for name, n in (("small", small), ("big", count)):
@@ -198,14 +206,14 @@ def run(quick: bool = False, *, items: int | None = None) -> Section:
             [
                 ("load table + fill index (setup)", num(count + small), f"{load_s:.2f}", "", ""),
                 (
-                    "scan-only (eventually consistent Scan)",
+                    "scan-only (eventually consistent Scan; faster of 2 runs)",
                     num(count),
                     f"{scan_s:.2f}",
                     num(scan_rate),
                     f"{scan_rate / limit:.0%}",
                 ),
                 (
-                    f"index-read-only ({method} + search_after)",
+                    f"index-read-only ({method} + search_after; faster of 2 runs)",
                     num(count),
                     f"{read_s:.2f}",
                     num(read_rate),
