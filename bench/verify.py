@@ -1,4 +1,4 @@
-"""Benchmark 5: verify throughput next to the raw Scan and index-read limits, and its
+"""Benchmark 6: verify throughput next to the raw Scan and index-read limits, and its
 peak memory as the table grows, measured in one run.
 
 Local DynamoDB: moto's server in a child process (not in this one, as the other
@@ -127,7 +127,7 @@ def run(quick: bool = False, *, items: int | None = None) -> Section:
     started = time.perf_counter()
     count = items or (QUICK_ITEMS if quick else ITEMS)
     small = max(1, count // 5)
-    section = Section("verify", "5. Verify throughput next to the raw limits; memory")
+    section = Section("verify", "6. Verify throughput next to the raw limits; memory")
     moto_server = _moto_process()
     moto_url = moto_server.__enter__()
     osmem = start_osmem()
