@@ -163,19 +163,22 @@ def run(quick: bool = False, *, items: int | None = None) -> Section:
                 sigv4=False,
             )
 
-        t0 = time.perf_counter()
-        report = run_verify(target("big"), settle_seconds=0)
-        verify_s = time.perf_counter() - t0
-        if report.result != "equal" or report.items != count:
-            raise RuntimeError(f"verify did not find the sides equal: {report.to_json()}")
-        # The raw reads again, after verify: the machine is shared, so each limit is the
-        # faster of its two runs (the ratio is then a floor for verify, not a lucky draw).
-        t0 = time.perf_counter()
-        _scan(ddb, "big")
-        scan_s = min(scan_s, time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        _read_index(transport, "big")
-        read_s = min(read_s, time.perf_counter() - t0)
+        # The machine is shared: verify and the raw reads take turns, twice, and each
+        # is credited with its faster run, so no side gets the quieter moment alone.
+        verify_s = float("inf")
+        for turn in range(2):
+            t0 = time.perf_counter()
+            report = run_verify(target("big"), settle_seconds=0)
+            verify_s = min(verify_s, time.perf_counter() - t0)
+            if report.result != "equal" or report.items != count:
+                raise RuntimeError(f"verify did not find the sides equal: {report.to_json()}")
+            if turn == 0:
+                t0 = time.perf_counter()
+                _scan(ddb, "big")
+                scan_s = min(scan_s, time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                _read_index(transport, "big")
+                read_s = min(read_s, time.perf_counter() - t0)
 
         peaks = {}
         for name, n in (("small", small), ("big", count)):
@@ -221,7 +224,7 @@ def run(quick: bool = False, *, items: int | None = None) -> Section:
                 ),
                 (
                     f"**verify** (`run_verify`, {report.segments} segment(s), "
-                    f"{report.partitions} partitions)",
+                    f"{report.partitions} partitions; faster of 2 runs)",
                     num(report.items),
                     f"{verify_s:.2f}",
                     num(verify_rate),
