@@ -212,12 +212,13 @@ class _Run:
                         return
                     kwargs: dict[str, Any] = {
                         "TableName": self.table.name,
-                        "Segment": segment,
-                        "TotalSegments": self.report.segments,
                         # Eventually consistent: every difference is re-read consistently.
                         "ConsistentRead": False,
                         "ReturnConsumedCapacity": "TOTAL",
                     }
+                    if self.report.segments > 1:  # one segment is a plain Scan (moto hashes
+                        # every item's key per page for a segmented one)
+                        kwargs.update(Segment=segment, TotalSegments=self.report.segments)
                     if start_key:
                         kwargs["ExclusiveStartKey"] = start_key
                     if self.page_size:
