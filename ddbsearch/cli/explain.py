@@ -16,6 +16,7 @@ from ddbsearch.cli.options import (
     IndexOpt,
     LocalOpt,
     NameOpt,
+    ProfileOpt,
     RegionOpt,
     TableOpt,
     target_from,
@@ -109,6 +110,7 @@ def explain(
     table: TableOpt = None,
     index: IndexOpt = None,
     region: RegionOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Say why one item is searchable, or why not: one verdict and its evidence.
 
@@ -118,7 +120,13 @@ def explain(
     from ddbsearch.ops.explain import explain as run
 
     target = target_from(
-        local=local, name=name, endpoint=endpoint, table=table, index=index, region=region
+        local=local,
+        name=name,
+        endpoint=endpoint,
+        table=table,
+        index=index,
+        region=region,
+        profile=profile,
     )
     result = run(target, key, show_values=show_values, settle_seconds=settle)
     if json_output:

@@ -25,6 +25,7 @@ from ddbsearch.cli.options import (
     IndexOpt,
     LocalOpt,
     NameOpt,
+    ProfileOpt,
     RegionOpt,
     TableOpt,
     target_from,
@@ -197,6 +198,7 @@ def verify(
     table: TableOpt = None,
     index: IndexOpt = None,
     region: RegionOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Compare the whole table with the index, item by item (exit 12 on drift).
 
@@ -207,7 +209,13 @@ def verify(
     from ddbsearch.ops.verify import run_verify
 
     target = target_from(
-        local=local, name=name, endpoint=endpoint, table=table, index=index, region=region
+        local=local,
+        name=name,
+        endpoint=endpoint,
+        table=table,
+        index=index,
+        region=region,
+        profile=profile,
     )
     bars = _Bars()
 
