@@ -26,6 +26,10 @@ redrive
     re-index what the dead-letter queue holds
 reindex, abort_reindex
     build the next index generation (new mapping, include/exclude, ...), swap the alias to it
+verify
+    compare every item with its document; ``repair=True`` fixes the drift
+explain
+    why one item is searchable, or why not (one verdict and its evidence)
 resolve_target
     the :class:`Target` of a deployed stack (the last deploy by default)
 
@@ -51,6 +55,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "redrive": ("ddbsearch.ops.redrive", "redrive"),
     "reindex": ("ddbsearch.ops.reindex", "run_reindex"),
     "abort_reindex": ("ddbsearch.ops.reindex", "abort_reindex"),
+    "verify": ("ddbsearch.ops.verify", "run_verify"),
+    "explain": ("ddbsearch.ops.explain", "explain"),
     "resolve_target": ("ddbsearch.targets", "resolve_target"),
     # what they take
     "Target": ("ddbsearch.targets", "Target"),
@@ -70,6 +76,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "RedriveReport": ("ddbsearch.ops.redrive", "RedriveReport"),
     "ReindexSummary": ("ddbsearch.ops.reindex", "ReindexSummary"),
     "ReindexEvents": ("ddbsearch.ops.reindex", "ReindexEvents"),
+    "VerifyReport": ("ddbsearch.ops.verify", "VerifyReport"),
+    "Difference": ("ddbsearch.ops.verify", "Difference"),
+    "Explanation": ("ddbsearch.ops.explain", "Explanation"),
     # errors
     "DdbsearchError": ("ddbsearch.errors", "DdbsearchError"),
     "ExitCode": ("ddbsearch.errors", "ExitCode"),
@@ -77,10 +86,11 @@ _EXPORTS: dict[str, tuple[str, str]] = {
 
 __all__ = [
     "BackfillSummary", "Check", "DdbsearchError", "DeployEvents", "DeployReport",
-    "DestroyReport", "ExitCode", "Hit", "PlanReport", "RedriveReport", "ReindexEvents",
-    "ReindexSummary", "SearchRequest", "SearchResult", "StackSettings", "StatusReport",
-    "Target", "WriteReport", "abort_reindex", "backfill", "deploy", "destroy", "plan", "put",
-    "redrive", "reindex", "resolve_target", "search", "status",
+    "DestroyReport", "Difference", "ExitCode", "Explanation", "Hit", "PlanReport",
+    "RedriveReport", "ReindexEvents", "ReindexSummary", "SearchRequest", "SearchResult",
+    "StackSettings", "StatusReport", "Target", "VerifyReport", "WriteReport", "abort_reindex",
+    "backfill", "deploy", "destroy", "explain", "plan", "put", "redrive", "reindex",
+    "resolve_target", "search", "status", "verify",
 ]  # fmt: skip
 
 if TYPE_CHECKING:  # mypy and editors see the real names; at run time they stay lazy
@@ -97,6 +107,7 @@ if TYPE_CHECKING:  # mypy and editors see the real names; at run time they stay 
         destroy,
         plan,
     )
+    from ddbsearch.ops.explain import Explanation, explain
     from ddbsearch.ops.put import WriteReport, put
     from ddbsearch.ops.redrive import RedriveReport, redrive
     from ddbsearch.ops.reindex import ReindexEvents, ReindexSummary, abort_reindex
@@ -104,6 +115,8 @@ if TYPE_CHECKING:  # mypy and editors see the real names; at run time they stay 
     from ddbsearch.ops.search import Hit, SearchRequest, SearchResult, search
     from ddbsearch.ops.status import Check, StatusReport
     from ddbsearch.ops.status import collect_status as status
+    from ddbsearch.ops.verify import Difference, VerifyReport
+    from ddbsearch.ops.verify import run_verify as verify
     from ddbsearch.targets import Target, resolve_target
 
 

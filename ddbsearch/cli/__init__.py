@@ -10,17 +10,32 @@ from ddbsearch.cli import (
     dashboards,
     demo,
     deploy,
+    explain,
     package,
     put,
     redrive,
     reindex,
     search,
     status,
+    verify,
 )
 from ddbsearch.cli.app import app
 
 # The order is the order of `ddbsearch --help`.
-for _module in (deploy, demo, put, search, backfill, reindex, status, package, redrive, dashboards):
+for _module in (
+    deploy,
+    demo,
+    put,
+    search,
+    backfill,
+    reindex,
+    status,
+    verify,
+    explain,
+    package,
+    redrive,
+    dashboards,
+):
     app.add_typer(_module.app)
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer._click.core import Context
+from typer._click.exceptions import UsageError
+from typer.core import TyperGroup, TyperOption
 
 from ddbsearch import __version__
 from ddbsearch.cli import console
@@ -23,9 +25,26 @@ class _ErrorBoundaryGroup(TyperGroup):
     script and to ``typer.testing.CliRunner``.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_flags(self)
+
+    def get_params(self, ctx: Any) -> Any:
+        params = super().get_params(ctx)
+        _blank_flags(params)  # Typer adds the completion options after __init__
+        return params
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:  # the root's own options (ddbsearch --bogus)
+            return super().make_context(*args, **kwargs)
+        except UsageError as exc:
+            _usage_error(exc)
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except UsageError as exc:  # a command's options and arguments
+            _usage_error(exc)
         except DdbsearchError as exc:
             if console.state.debug:
                 raise
@@ -48,12 +67,36 @@ class _ErrorBoundaryGroup(TyperGroup):
             raise typer.Exit(int(ExitCode.ERROR)) from None
 
 
+def _usage_error(exc: UsageError) -> Any:
+    """One line like every other error, exit 2; no usage box (``--help`` shows usage)."""
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `ddbsearch` alone: Typer prints help
+        raise exc
+    message = exc.format_message().rstrip(".")
+    path = exc.ctx.command_path if exc.ctx is not None else "ddbsearch"
+    console.error(f"{message[:1].lower()}{message[1:]} (see '{path} --help')")
+    raise typer.Exit(int(ExitCode.USAGE)) from None
+
+
+def _blank_flags(params: list[Any]) -> None:
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+
+
+def _plain_flags(command: Any) -> None:
+    """Flags take no value: no ``<bool>`` after them in --help (an empty metavar)."""
+    # --help is made (once, then cached) on demand: make it now to reach it too.
+    _blank_flags([*command.params, command.get_help_option(Context(command))])
+    for sub in getattr(command, "commands", {}).values():
+        _plain_flags(sub)
+
+
 app = typer.Typer(
     cls=_ErrorBoundaryGroup,
     name="ddbsearch",
     help="Make a DynamoDB table searchable: DynamoDB Streams -> Lambda -> OpenSearch.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
     rich_markup_mode="rich",

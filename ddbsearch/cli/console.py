@@ -18,14 +18,19 @@ class _State:
 state = _State()
 
 # Rich output (tables, progress, spinners) goes to stderr; stdout is kept for
-# --json / JSON lines so that pipes stay clean.
+# --json / JSON lines so that pipes stay clean. Rich turns colour off by itself when
+# NO_COLOR is set, TERM is dumb, or the stream is not a terminal (a pipe, a file).
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False, soft_wrap=True)
 
 
 def configure(*, debug: bool, quiet: bool) -> None:
+    global err, out  # noqa: PLW0603 - made again per run: the environment (NO_COLOR,
+    # COLUMNS, FORCE_COLOR) and the streams are read when a command starts
     state.debug = debug
     state.quiet = quiet
+    err = Console(stderr=True, highlight=False)
+    out = Console(highlight=False, soft_wrap=True)
 
 
 def interactive() -> bool:

@@ -30,6 +30,7 @@ NameOpt = Annotated[
     str | None,
     typer.Option(
         "--name",
+        metavar="NAME",
         envvar="DDBSEARCH_STACK",
         help="Use the AWS stack deployed under this name.",
         rich_help_panel=_TARGET_PANEL,
@@ -39,6 +40,7 @@ EndpointOpt = Annotated[
     str | None,
     typer.Option(
         "--endpoint",
+        metavar="URL",
         envvar="DDBSEARCH_ENDPOINT",
         help="OpenSearch endpoint URL, instead of the deployed one.",
         rich_help_panel=_TARGET_PANEL,
@@ -48,6 +50,7 @@ TableOpt = Annotated[
     str | None,
     typer.Option(
         "--table",
+        metavar="TABLE",
         envvar="DDBSEARCH_TABLE",
         help="DynamoDB table name, instead of the deployed one.",
         rich_help_panel=_TARGET_PANEL,
@@ -57,6 +60,7 @@ IndexOpt = Annotated[
     str | None,
     typer.Option(
         "--index",
+        metavar="INDEX",
         envvar="DDBSEARCH_INDEX",
         help="OpenSearch index name, instead of the deployed one.",
         rich_help_panel=_TARGET_PANEL,
@@ -66,6 +70,7 @@ RegionOpt = Annotated[
     str | None,
     typer.Option(
         "--region",
+        metavar="REGION",
         envvar="DDBSEARCH_REGION",
         help="AWS region, instead of the deployed one.",
         rich_help_panel=_TARGET_PANEL,

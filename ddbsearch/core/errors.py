@@ -25,6 +25,8 @@ class ExitCode(IntEnum):
     UNHEALTHY = 9  # status found the pipeline degraded
     PARTIAL = 10  # the command finished but some records or items failed
     INFRA = 11  # terraform (or the cloud API it drives) failed
+    DRIFT = 12  # verify (or explain) found the index out of step with the table
+    REPAIRED = 13  # verify --repair found drift and repaired all of it
     PENDING = 14  # deploy --plan-only: the stack has changes to apply
     ABORTED = 130  # interrupted (Ctrl-C) or confirmation declined
 

@@ -130,13 +130,19 @@ class SearchTransport:
         headers = {"Content-Type": content_type} if body is not None else {}
         if self._signer is not None:
             headers = self._signer.sign(method, url, body, headers)
+        # Never pass timeout=None: urllib3 reads it as "wait forever", overriding the
+        # pool's timeout, and a domain that accepts a connection but never answers
+        # would hang the invocation until Lambda kills it.
+        limit = urllib3.Timeout(
+            connect=min(timeout or self.timeout, 5.0), read=timeout or self.timeout
+        )
         try:
             resp = self._pool.request(
                 method,
                 url,
                 body=body,
                 headers=headers,
-                timeout=None if timeout is None else urllib3.Timeout(connect=5.0, read=timeout),
+                timeout=limit,
                 redirect=False,
             )
         except urllib3.exceptions.HTTPError as exc:

@@ -23,7 +23,6 @@ page's retry deadline is not checkpointed: the run stops and ``--resume`` retrie
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import math
@@ -50,6 +49,7 @@ from ddbsearch.core.documents import (
 from ddbsearch.core.generations import GenerationConfig
 from ddbsearch.core.pacing import Pacer
 from ddbsearch.errors import Aborted, DdbsearchError, InputError, PartialFailure
+from ddbsearch.ops.keys import decode_keys, encode_keys
 from ddbsearch.tables import TableInfo, describe_table
 from ddbsearch.targets import Target, state_home
 
@@ -110,22 +110,6 @@ def read_budget(
 # --------------------------------------------------------------------------- checkpoints
 
 
-def _encode_key(key: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in key.items():
-        ((tag, inner),) = value.items()
-        out[name] = {"B64": base64.b64encode(inner).decode()} if tag == "B" else {tag: inner}
-    return out
-
-
-def _decode_key(key: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in key.items():
-        ((tag, inner),) = value.items()
-        out[name] = {"B": base64.b64decode(inner)} if tag == "B64" else {tag: inner}
-    return out
-
-
 def checkpoint_path(target: Target) -> Path:
     identity = [
         target.kind, target.name, target.region, target.aws_endpoint,
@@ -161,7 +145,7 @@ class Checkpoint:
 
     def start_key(self, segment: int) -> dict[str, Any] | None:
         key = self.segments[segment]["last_key"]
-        return _decode_key(key) if key else None
+        return decode_keys(key) if key else None
 
     def done(self, segment: int) -> bool:
         return bool(self.segments[segment]["done"])
@@ -178,7 +162,7 @@ class Checkpoint:
         with self._lock:
             seg = self.segments[segment]
             seg["scanned"] = int(seg["scanned"]) + scanned
-            seg["last_key"] = _encode_key(last_key) if last_key else None
+            seg["last_key"] = encode_keys(last_key) if last_key else None
             seg["done"] = last_key is None
             self._save()
 

@@ -84,6 +84,9 @@ def test_healthy_local_pipeline(healthy_local: Target) -> None:
     report = json.loads(result.stdout)
     assert report["healthy"] is True
     assert report["reasons"] == []
+    # what an application pointing boto3 / a search client at the local stack needs
+    assert report["target"]["aws_endpoint"] == healthy_local.aws_endpoint
+    assert report["target"]["search_endpoint"] == healthy_local.search_endpoint
     checks = {c["name"]: c for c in report["checks"]}
     assert checks["stream"]["data"] == {"enabled": True, "view_type": "NEW_AND_OLD_IMAGES"}
     assert checks["counts"]["state"] == "ok"

@@ -9,12 +9,11 @@ import pytest
 from ddbsearch.errors import InputError
 from ddbsearch.ops.backfill import (
     Checkpoint,
-    _decode_key,
-    _encode_key,
     checkpoint_path,
     default_segments,
     read_budget,
 )
+from ddbsearch.ops.keys import decode_keys, encode_keys
 from ddbsearch.tables import KeyAttribute, TableInfo
 from ddbsearch.targets import Target
 
@@ -58,7 +57,7 @@ def test_read_budget() -> None:
 
 def test_binary_and_number_keys_survive_a_checkpoint_round_trip() -> None:
     key = {"pk": {"B": b"\x00\xffkey"}, "sk": {"N": "12.5"}, "s": {"S": "x"}}
-    assert _decode_key(_encode_key(key)) == key
+    assert decode_keys(encode_keys(key)) == key
 
 
 def test_checkpoint_saves_and_loads_segment_progress(tmp_path: Path) -> None:

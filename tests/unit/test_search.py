@@ -152,3 +152,140 @@ def test_endpoint_without_scheme_is_https() -> None:
         "https://search-x.us-east-1.es.amazonaws.com"
     )
     assert endpoint_url("http://127.0.0.1:9200") == "http://127.0.0.1:9200"
+
+
+# --------------------------------------------------------------------------- issue 15
+
+LONG = {"type": "double", "fields": {"long": {"type": "long"}}}
+FIELDS_LONG = flatten_mapping(
+    {
+        "orderId": LONG,
+        "price": {"type": "double"},
+        "currency": {"type": "text", "fields": {"keyword": {"type": "keyword"}}},
+        "notes": {"type": "text"},
+        "at": {"type": "date"},
+        "expiresAt": LONG,
+    }
+)
+
+
+def test_numbers_know_their_exact_long_subfield() -> None:
+    assert FIELDS_LONG["orderId"] == FieldInfo("double", None, "orderId.long")
+    assert FIELDS_LONG["price"].long is None
+
+
+def test_integer_filters_use_the_long_subfield_and_decimals_the_double() -> None:
+    big = 1234567890123456789
+    body = build_body(
+        SearchRequest(filters=[f"orderId={big}", "price=3", "orderId=2.5"]), FIELDS_LONG
+    )
+    filters = body["query"]["bool"]["filter"]
+    assert {
+        "bool": {
+            "should": [{"term": {"orderId.long": big}}, {"term": {"orderId": 2.5}}],
+            "minimum_should_match": 1,
+        }
+    } in filters
+    assert {"term": {"price": 3}} in filters  # no long sub-field: the double
+    too_big = build_body(SearchRequest(filters=[f"orderId={2**63}"]), FIELDS_LONG)
+    assert too_big["query"]["bool"]["filter"] == [{"term": {"orderId": 2**63}}]
+
+
+def test_integer_sorts_break_double_ties_on_the_long() -> None:
+    body = build_body(SearchRequest(sort=["orderId:desc", "a:b:asc"]), FIELDS_LONG)
+    assert [next(iter(c)) for c in body["sort"]] == ["orderId", "orderId.long", "a:b"]
+    assert body["sort"][1]["orderId.long"]["order"] == "desc"
+
+
+def test_aggregations_follow_the_mapping() -> None:
+    body = build_body(
+        SearchRequest(
+            size=0,
+            count_by=["currency", "orderId:3"],
+            stats=["price"],
+            histograms=["price:2.5", "at:1d", "at:month", "at:90m"],
+        ),
+        FIELDS_LONG,
+    )
+    aggs = body["aggs"]
+    assert aggs["count_by:currency"] == {"terms": {"field": "currency.keyword", "size": 10}}
+    assert aggs["count_by:orderId"] == {"terms": {"field": "orderId", "size": 3}}
+    assert aggs["stats:price"] == {"stats": {"field": "price"}}
+    assert aggs["histogram:price"] == {"histogram": {"field": "price", "interval": 2.5}}
+    # the last --histogram of a field wins its name; each interval form separately:
+    for interval, expected in [
+        ("1d", {"calendar_interval": "day"}),
+        ("month", {"calendar_interval": "month"}),
+        ("1M", {"calendar_interval": "month"}),
+        ("90m", {"fixed_interval": "90m"}),
+        ("2d", {"fixed_interval": "2d"}),
+    ]:
+        one = build_body(SearchRequest(histograms=[f"at:{interval}"]), FIELDS_LONG)
+        assert one["aggs"]["histogram:at"] == {"date_histogram": {"field": "at", **expected}}
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (SearchRequest(stats=["currency"]), "is a text field, not a number"),
+        (SearchRequest(stats=["nope"]), "no such field in the index"),
+        (SearchRequest(count_by=["notes"]), "full-text only"),
+        (SearchRequest(count_by=["currency:0"]), "must be 1..10000"),
+        (SearchRequest(histograms=["price"]), "expected FIELD:INTERVAL"),
+        (SearchRequest(histograms=["price:-1"]), "INTERVAL is a number > 0"),
+        (SearchRequest(histograms=["at:fortnight"]), "is a date field"),
+        (SearchRequest(histograms=["currency:1d"]), "needs a number or a date"),
+        (SearchRequest(hide_expired=True), "TTL attribute is not known"),
+    ],
+)
+def test_bad_aggregations_are_input_errors(request_: SearchRequest, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        build_body(request_, FIELDS_LONG)
+
+
+def test_raw_aggs_are_kept_and_named_ones_must_not_clash() -> None:
+    raw = '{"size": 0, "aggs": {"mine": {"max": {"field": "price"}}}}'
+    body = build_body(SearchRequest(query_json=raw, stats=["price"]), FIELDS_LONG)
+    assert set(body["aggs"]) == {"mine", "stats:price"}
+    clash = '{"aggs": {"stats:price": {"max": {"field": "price"}}}}'
+    with pytest.raises(InputError, match="clash"):
+        build_body(SearchRequest(query_json=clash, stats=["price"]), FIELDS_LONG)
+
+
+def test_hide_expired_excludes_past_ttls_only() -> None:
+    body = build_body(
+        SearchRequest(hide_expired=True, ttl_attribute="expiresAt", now=1_700_000_000.0),
+        FIELDS_LONG,
+    )
+    assert body["query"]["bool"]["must_not"] == [{"range": {"expiresAt": {"lt": 1_700_000_000.0}}}]
+
+
+def test_aggregation_answers_are_parsed() -> None:
+    response = {
+        "hits": {"total": {"value": 3, "relation": "eq"}, "hits": []},
+        "aggregations": {
+            "count_by:currency": {
+                "buckets": [{"key": "EUR", "doc_count": 2}],
+                "sum_other_doc_count": 1,
+            },
+            "stats:price": {"count": 3, "min": 1.0, "max": 4.5, "avg": 2.5, "sum": 7.5},
+            "histogram:at": {
+                "buckets": [
+                    {
+                        "key": 1704067200000,
+                        "key_as_string": "2024-01-01T00:00:00.000Z",
+                        "doc_count": 1,
+                    }
+                ]
+            },
+            "mine": {"value": 4.5},
+        },
+    }
+    aggs = {a.name: a.to_json() for a in parse_response(response, {}).aggregations}
+    assert aggs["count_by:currency"] == {
+        "name": "count_by:currency", "type": "count_by", "field": "currency",
+        "buckets": [{"key": "EUR", "count": 2}], "other": 1,
+    }  # fmt: skip
+    assert aggs["stats:price"]["min"] == 1  # integral doubles as integers
+    assert aggs["histogram:at"]["buckets"] == [{"key": "2024-01-01T00:00:00.000Z", "count": 1}]
+    assert aggs["mine"] == {"name": "mine", "type": "raw", "field": None, "result": {"value": 4.5}}

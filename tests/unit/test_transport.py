@@ -132,3 +132,36 @@ def test_connection_refused_is_a_transport_error() -> None:
         port = s.getsockname()[1]  # bound, never listening: connections are refused
         with pytest.raises(TransportError, match="GET /"):
             SearchTransport(f"http://127.0.0.1:{port}", sigv4=False, timeout=2).request("GET", "/")
+
+
+def test_a_silent_endpoint_times_out_instead_of_hanging() -> None:
+    # A listener that accepts connections and never answers: without a read timeout
+    # on every request (the default as well as an explicit one) the call would block.
+    import socket
+    import threading
+
+    from ddbsearch.core.transport import SearchTransport, TransportError
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        outcomes: list[object] = []
+
+        def call(**kw: float) -> None:
+            transport = SearchTransport(f"http://127.0.0.1:{port}", sigv4=False, timeout=0.3)
+            try:
+                transport.request("GET", "/", **kw)
+            except TransportError as exc:
+                outcomes.append(exc)
+
+        threads = [
+            threading.Thread(target=call, daemon=True),
+            threading.Thread(target=call, kwargs={"timeout": 0.3}, daemon=True),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        assert not any(t.is_alive() for t in threads)
+        assert len(outcomes) == 2

@@ -23,7 +23,8 @@ from types import ModuleType
 from typing import Any
 
 from ddbsearch import clients
-from ddbsearch.errors import AuthError, DdbsearchError, UnreachableError
+from ddbsearch.errors import AuthError, DdbsearchError, NotFoundError, UnreachableError
+from ddbsearch.ops import deadletters
 from ddbsearch.ops.status import aws, local
 from ddbsearch.ops.status.report import Check, State, StatusReport, guard
 from ddbsearch.tables import TableInfo, describe_table
@@ -34,6 +35,7 @@ __all__ = ["Check", "State", "StatusReport", "collect_status"]
 DEFAULT_MAX_LAG_SECONDS = 300.0
 EXACT_COUNT_LIMIT = 100_000  # locally, count exactly with Scan(Select=COUNT) up to this many
 INDEXABLE_VIEWS = frozenset({"NEW_IMAGE", "NEW_AND_OLD_IMAGES"})
+DLQ_PEEK_LIMIT = 100  # messages status looks at to tell item records from stream batches
 
 # Where the mapping, lag and handler errors come from, by target kind.
 _BACKENDS: dict[str, ModuleType] = {"aws": aws, "local": local}
@@ -95,11 +97,23 @@ def _count_items(ddb: Any, table: TableInfo, target: Target) -> tuple[int, bool]
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def _index_checks(ddb: Any, table: TableInfo | None, target: Target) -> list[Check]:
+def _index_checks(  # noqa: PLR0911 - one return per state of index and counts
+    ddb: Any, table: TableInfo | None, target: Target
+) -> list[Check]:
     from ddbsearch.ops.search import count_documents
 
     try:
         documents = count_documents(target)
+    except NotFoundError:
+        return [
+            Check(
+                "index",
+                "fail",
+                f"index '{target.index}' does not exist: nothing is searchable "
+                "(run 'ddbsearch deploy' again to create it, then 'ddbsearch backfill')",
+            ),
+            Check("counts", "unknown", "index unavailable"),
+        ]
     except DdbsearchError as exc:
         return [Check("index", "fail", str(exc)), Check("counts", "unknown", "index unavailable")]
     index = Check(
@@ -116,7 +130,18 @@ def _index_checks(ddb: Any, table: TableInfo | None, target: Target) -> list[Che
     summary = f"{items:,} items ({label}), {documents:,} documents"
     if items == documents:
         return [index, Check("counts", "ok", summary, data)]
-    hint = "; in flight, or run 'ddbsearch backfill'" if exact else ""
+    if documents == 0 and items > 0:
+        return [
+            index,
+            Check(
+                "counts",
+                "fail",
+                f"the index is empty while the table holds {items:,} items ({label}): "
+                "run 'ddbsearch backfill'",
+                data,
+            ),
+        ]
+    hint = "; in flight, or run 'ddbsearch verify'" if exact else ""
     return [index, Check("counts", "warn", summary + hint, data)]
 
 
@@ -126,6 +151,44 @@ def _generations_check(target: Target) -> Check:
 
     info = lifecycle_info(target)
     return Check("generations", "ok", info.describe(), info.to_json())
+
+
+def _verify_check(target: Target, now: datetime) -> Check:
+    """The result and age of the last ``ddbsearch verify`` of this table and index."""
+    from ddbsearch.ops.verify_record import load_last_verify
+
+    record = load_last_verify(target)
+    if record is None:
+        return Check("verify", "unknown", "never verified: 'ddbsearch verify' compares every item")
+    age = _age(record.age_seconds(now.timestamp()))
+    data = {
+        "result": record.result,
+        "age_s": round(record.age_seconds(now.timestamp()), 1),
+        "drift": record.drift,
+        "counts": record.counts,
+        "repaired": record.repaired,
+    }
+    if record.result == "equal":
+        return Check("verify", "ok", f"{age} ago: index and table agreed", data)
+    counts = ", ".join(f"{n:,} {kind}" for kind, n in sorted(record.counts.items()))
+    if record.result == "repaired":
+        return Check("verify", "ok", f"{age} ago: {counts}, all repaired", data)
+    return Check(
+        "verify",
+        "warn",
+        f"{age} ago: drift ({counts}): run 'ddbsearch verify --repair'",
+        data,
+    )
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
 
 
 def _dlq_check(target: Target) -> Check:
@@ -142,15 +205,29 @@ def _dlq_check(target: Target) -> Check:
     visible = int(attrs.get("ApproximateNumberOfMessages", 0))
     hidden = int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0))
     depth = visible + hidden
-    data = {"messages": depth, "url": target.dlq_url}
-    if depth:
-        return Check(
-            "dead-letter queue",
-            "fail",
-            f"{depth:,} record(s) could not be indexed and wait in the dead-letter queue",
-            data,
+    data: dict[str, Any] = {"messages": depth, "url": target.dlq_url}
+    if not depth:
+        return Check("dead-letter queue", "ok", "empty", data)
+    # Which kind they are decides the repair: look (without consuming) at the first ones.
+    letters = deadletters.peek(target, limit=DLQ_PEEK_LIMIT)
+    data.update(items=len(letters.items), batch_records=letters.batch_records)
+    of = f"; of the first {letters.scanned:,}" if letters.truncated else ""
+    parts = []
+    if letters.items:
+        parts.append(f"{len(letters.items):,} item(s): fix them, then 'ddbsearch redrive'")
+    if letters.batch_records:
+        parts.append(
+            f"{letters.batch_records:,} stream batch(es) the mapping gave up after its retries "
+            "(the stream keeps records only 24 hours): run 'ddbsearch verify --repair' "
+            "(or 'ddbsearch backfill')"
         )
-    return Check("dead-letter queue", "ok", "empty", data)
+    detail = (of + ": " + "; ".join(parts)) if parts else ""
+    return Check(
+        "dead-letter queue",
+        "fail",
+        f"{depth:,} record(s) could not be indexed and wait in the dead-letter queue{detail}",
+        data,
+    )
 
 
 def collect_status(
@@ -173,4 +250,5 @@ def collect_status(
     report.checks.append(guard("generations", lambda: _generations_check(target)))
     report.checks.extend(_backend(target).pipeline_checks(target, table, max_lag_seconds, now))
     report.checks.append(guard("dead-letter queue", lambda: _dlq_check(target)))
+    report.checks.append(guard("verify", lambda: _verify_check(target, now)))
     return report

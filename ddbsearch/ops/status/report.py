@@ -47,6 +47,8 @@ class StatusReport:
                 "table": self.target.table,
                 "index": self.target.index,
                 "search_endpoint": self.target.search_endpoint,
+                # The local stack's DynamoDB/AWS endpoint (null on AWS), as deploy --json names it.
+                "aws_endpoint": self.target.aws_endpoint,
             },
             "checks": [asdict(c) for c in self.checks],
         }
