@@ -9,6 +9,11 @@ already newer in the index); an item that still cannot be indexed stays in the q
 with its new reason. Messages that are not ddbsearch's (the event source mapping's
 on-failure records, which name a range of the stream, not items) are left alone and
 counted: the stream range they name is repaired by ``ddbsearch backfill``.
+
+Like the stream handler, redrive writes every live generation of the index (the
+serving one and, during a reindex, the one being built), each with the ids and
+document model of its own configuration; a message is resolved only when its item is
+done in all of them.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from ddbsearch.core.documents import (
     backfill_version,
     document_id,
 )
+from ddbsearch.core.generations import GenerationConfig
 from ddbsearch.core.transport import SearchTransport
 from ddbsearch.errors import ConfigurationError
 from ddbsearch.tables import describe_table
@@ -74,11 +80,13 @@ def redrive(
     if not target.dlq_url:
         raise ConfigurationError("this target has no dead-letter queue to redrive")
     sqs = clients.client(target, "sqs")
+    search = transport or clients.search_transport(target)
     run = _Redrive(
         table=target.table,
         names=key_names(target),
         ddb=clients.client(target, "dynamodb"),
-        bulk=BulkIndexer(transport or clients.search_transport(target), target.index),
+        bulk=BulkIndexer(search, target.index),
+        generations=_live(search, target.index),
     )
     kept: list[dict[str, Any]] = []
     while max_messages is None or run.report.received < max_messages:
@@ -117,16 +125,33 @@ def _batched(
             call(QueueUrl=queue_url, Entries=entries)
 
 
+# (concrete index to write, its configuration); (None, None): the index as it is.
+_Live = tuple[str | None, GenerationConfig | None]
+
+
+def _live(transport: SearchTransport, index: str) -> list[_Live]:
+    """The generations a change goes to, as the stream handler finds them."""
+    from ddbsearch.core.lifecycle import GenerationError, live_generations
+
+    try:
+        gens = live_generations(transport, index)
+    except GenerationError:
+        gens = []
+    live: list[_Live] = [(g.name, g.config) for g in gens if g.live]
+    return live or [(None, None)]
+
+
 @dataclass
 class _Redrive:
     table: str
     names: Sequence[str]
     ddb: Any
     bulk: BulkIndexer
+    generations: Sequence[_Live] = ((None, None),)
     report: RedriveReport = field(default_factory=RedriveReport)
 
-    def plan(self, messages: Sequence[dict[str, Any]]) -> list[tuple[Action, dict[str, Any]]]:
-        """The action each ddbsearch message's item needs now (reads the table)."""
+    def plan(self, messages: Sequence[dict[str, Any]]) -> list[tuple[list[Action], dict[str, Any]]]:
+        """The actions (one per live generation) each ddbsearch message's item needs now."""
         planned = []
         for message in messages:
             try:
@@ -140,46 +165,57 @@ class _Redrive:
             ):
                 self.report.batch_records += 1
                 continue
-            action = self._current(body["keys"])
-            if action is not None:
-                planned.append((action, message))
+            actions = self._current(body["keys"])
+            if actions:
+                planned.append((actions, message))
         return planned
 
-    def _current(self, keys: dict[str, Any]) -> Action | None:
+    def _current(self, keys: dict[str, Any]) -> list[Action]:
         read_at = time.time()
         with clients.aws_errors("table"):
             item = self.ddb.get_item(TableName=self.table, Key=keys, ConsistentRead=True).get(
                 "Item"
             )
         version = backfill_version(read_at)
-        try:
-            if item is None:
-                return Action("delete", document_id(keys), version, None, keys)
-            return action_from_item(item, self.names, version)
-        except InvalidDocument as exc:
-            self.report.still_failing.append(
-                {"documentId": document_id(keys), "reason": exc.reason}
-            )
-            return None
+        actions = []
+        for index, config in self.generations:
+            try:
+                if item is None:
+                    doc_id = document_id(keys, config)
+                    actions.append(Action("delete", doc_id, version, None, keys, None, index))
+                else:
+                    actions.append(action_from_item(item, self.names, version, config, index))
+            except InvalidDocument as exc:
+                self.report.still_failing.append(
+                    {"documentId": document_id(keys, config), "reason": exc.reason}
+                )
+                return []
+        return actions
 
     def apply(self, messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Index the current state of each message's item; return the messages now resolved."""
         planned = self.plan(messages)
         if not planned:
             return []
-        actions = [a for a, _ in planned]
+        actions = [a for group, _ in planned for a in group]
         result = self.bulk.run(actions, deadline=time.monotonic() + BULK_DEADLINE_SECONDS)
+        outcomes = iter(result.results)
         done: list[dict[str, Any]] = []
-        for (action, message), outcome in zip(planned, result.results, strict=True):
-            if not outcome.outcome.done:
+        for group, message in planned:
+            # The first generation's outcome stands for the item in the counts; the
+            # message is resolved only when every generation has the item.
+            results = [next(outcomes) for _ in group]
+            failed = [(a, r) for a, r in zip(group, results, strict=True) if not r.outcome.done]
+            if failed:
+                action, outcome = failed[0]
                 self.report.still_failing.append(
                     {"documentId": action.doc_id, "reason": outcome.reason or outcome.outcome.value}
                 )
                 continue
             done.append(message)
-            if outcome.outcome is Outcome.STALE:
+            if results[0].outcome is Outcome.STALE:
                 self.report.stale += 1
-            elif action.op == "delete":
+            elif group[0].op == "delete":
                 self.report.deleted += 1
             else:
                 self.report.indexed += 1

@@ -116,3 +116,43 @@ def test_redrive_without_a_queue_is_a_clear_error(ops_target: Callable[..., Targ
     result = CliRunner().invoke(app, ["redrive"])
     assert result.exit_code == 2
     assert result.stderr.strip() == "error: this target has no dead-letter queue to redrive"
+
+
+def test_redrive_writes_every_live_generation_with_its_own_model(
+    ops_target: Callable[..., Target], moto_endpoint: str, osmem_base: str
+) -> None:
+    # During a reindex the stream writes the serving and the building generation,
+    # each with its own ids and document model; a redrive must do the same, or the
+    # new generation misses the item (or gets it under the wrong id) at the swap.
+    from ddbsearch.core.generations import GenerationConfig
+    from ddbsearch.core.lifecycle import create_generation
+
+    target = ops_target(index=False)
+    transport = SearchTransport(osmem_base, sigv4=False)
+    serving = GenerationConfig.create(key_schema=("userId", "transactionId"), exclude=("secret",))
+    building = GenerationConfig.create()  # key-name ids, every attribute
+    first = create_generation(transport, target.index, 1, serving, serving=True)
+    second = create_generation(transport, target.index, 2, building, building=True)
+    sqs = boto3.client("sqs", endpoint_url=moto_endpoint)
+    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint)
+    dlq = sqs.create_queue(QueueName=f"dlq-{target.table}")["QueueUrl"]
+    record_target(target.with_overrides(dlq_url=dlq))
+    item = {**_keys(1, "a"), "secret": {"S": "kept out of one generation"}}
+    ddb.put_item(TableName=target.table, Item=item)
+    sqs.send_message(QueueUrl=dlq, MessageBody=_dead_letter(_keys(1, "a"), "es_rejected"))
+
+    result = CliRunner().invoke(app, ["redrive", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["indexed"] == 1
+
+    def docs(name: str) -> dict[str, Any]:
+        transport.request("POST", f"/{name}/_refresh")
+        found = transport.json("POST", f"/{name}/_search", {"size": 10}).json()["hits"]["hits"]
+        return {h["_id"]: h["_source"] for h in found}
+
+    assert docs(first.name) == {"1|a": to_document(item, serving, ("userId", "transactionId"))}
+    assert "secret" not in docs(first.name)["1|a"]
+    assert docs(second.name) == {"a|1": to_document(item, building)}
+    assert _visible(sqs, dlq) == 0
+    for name in (first.name, second.name):
+        transport.request("DELETE", f"/{name}")
