@@ -20,3 +20,11 @@ _indexer = Indexer.from_environment()
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
     return _indexer.handle(event, context)
+
+
+def load_file(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Loader entry point (``handler.load_file``): one DynamoDB export data file, or the
+    next part of it, into the index; the Distributed Map (or the local map runner) calls it."""
+    from ddbsearch.core.export import load_file as _load_file
+
+    return _load_file(_indexer, event, context)

@@ -1,0 +1,470 @@
+"""Load one DynamoDB export data file into the index (the loader Lambda's work).
+
+A full export (``ExportTableToPointInTime``, ``ExportFormat=DYNAMODB_JSON``) is a
+set of gzip files of JSON lines, one ``{"Item": {...}}`` per table item, in
+DynamoDB JSON (binary values base64, as in stream records). AWS writes them
+under ``<prefix>/AWSDynamoDB/<export-id>/data/`` next to ``manifest-summary.json``
+and ``manifest-files.json`` (JSON lines, one ``{"dataFileS3Key": ...,
+"itemCount": ...}`` per data file). moto writes the data file only, so the file
+list comes from the manifest when there is one and from the prefix otherwise.
+
+Each row becomes the same :class:`~ddbsearch.core.documents.Action` Scan
+backfill makes (:func:`~ddbsearch.core.documents.action_from_item`), at the
+backfill version of the export time: every stream change made after the export
+carries a higher version and wins, so the stream keeps running during the load.
+A row that can never be indexed is dead-lettered with its reason, and any older
+copy of its document is deleted at that version, as on the stream path.
+
+One invocation loads lines from ``start_line`` until the file ends (``complete``)
+or its time budget runs low; it then answers ``next_line`` and the state machine
+(or the local map runner) invokes it again from there, so no file is too large
+for Lambda's 15 minutes. Documents still failing transiently when the budget is
+spent raise :class:`SearchThrottled`, which the map retries with backoff: a
+domain that answers 429 slows the load down instead of failing it. Everything is
+idempotent (external versions), so a retried or repeated chunk changes nothing.
+
+Stdlib + botocore only (S3 through botocore), like the rest of the core.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import sys
+import time
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+from ddbsearch.core.bulk import BulkIndexer, Outcome
+from ddbsearch.core.documents import (
+    Action,
+    InvalidDocument,
+    action_from_item,
+    backfill_version,
+    document_id,
+)
+
+MANIFEST_FILES = "manifest-files.json"
+MANIFEST_SUMMARY = "manifest-summary.json"
+# Rows per _bulk: large enough to amortise the request, small enough that a retry
+# after a throttle redoes little. The byte limit of the bulk indexer applies too.
+CHUNK_ROWS = 1000
+# Stop taking new chunks when less than this is left of the invocation, so the
+# answer (with next_line) is always sent before Lambda's timeout.
+RESERVE_SECONDS = 20.0
+DEFAULT_BUDGET_SECONDS = 60.0
+
+
+class ExportFileError(Exception):
+    """The file cannot be loaded by retrying: missing, not gzip, not DYNAMODB_JSON lines.
+
+    Its class name is the Step Functions error name; the map does not retry it.
+    """
+
+
+class SearchThrottled(Exception):
+    """Documents still failed transiently (429, 5xx, unreachable) when the budget ran out.
+
+    The map retries it with exponential backoff, which is what slows the load down.
+    """
+
+
+class DeadLetterUnavailable(Exception):
+    """Rows that cannot be indexed could not be sent to the dead-letter queue."""
+
+
+@dataclass(frozen=True)
+class DataFile:
+    key: str
+    size: int | None = None
+    items: int | None = None
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """The event of one loader invocation (one Distributed Map item, possibly resumed)."""
+
+    bucket: str
+    key: str
+    key_names: tuple[str, ...]
+    version: int
+    start_line: int = 0
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any]) -> LoadRequest:
+        try:
+            bucket = str(event["bucket"])
+            key = str(event["key"])
+            key_names = tuple(str(k) for k in event["key_names"])
+            version = int(event["version"])
+            start_line = int(event.get("start_line") or 0)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ExportFileError(f"malformed load event: {type(exc).__name__}: {exc}") from None
+        if not bucket or not key or not key_names or start_line < 0:
+            raise ExportFileError("load event needs bucket, key, key_names and a version")
+        return cls(bucket, key, key_names, version, start_line)
+
+    def to_event(self) -> dict[str, Any]:
+        return {
+            "bucket": self.bucket,
+            "key": self.key,
+            "key_names": list(self.key_names),
+            "version": self.version,
+            "start_line": self.start_line,
+        }
+
+
+def export_version(export_time: float) -> int:
+    """The version export rows are indexed at: the backfill rule, for the export time."""
+    return backfill_version(export_time)
+
+
+# --------------------------------------------------------------------------- format
+
+
+def parse_manifest_files(text: str) -> list[DataFile]:
+    """``manifest-files.json`` (JSON lines) -> the data files it names, in order."""
+    files: list[DataFile] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            key = entry["dataFileS3Key"]
+        except (ValueError, KeyError, TypeError):
+            raise ExportFileError(f"{MANIFEST_FILES} line {number} has no dataFileS3Key") from None
+        count = entry.get("itemCount")
+        files.append(DataFile(str(key), items=int(count) if isinstance(count, int) else None))
+    return files
+
+
+def iter_items(lines: Iterable[bytes], *, start_line: int = 0) -> Iterator[tuple[int, Any]]:
+    """(line number, item) for every non-blank line from ``start_line`` (0-based).
+
+    A line that is not ``{"Item": {...}}`` yields an ExportFileError *value* in
+    place of the item, so that one bad row is reported, not the whole file lost.
+    """
+    for number, raw in enumerate(lines):
+        if number < start_line or not raw.strip():
+            continue
+        try:
+            row = json.loads(raw)
+            item = row["Item"]
+            if not isinstance(item, dict):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            yield number, ExportFileError(f"line {number} is not a DYNAMODB_JSON row")
+            continue
+        yield number, item
+
+
+def gzip_lines(stream: IO[bytes]) -> Iterator[bytes]:
+    try:
+        with gzip.GzipFile(fileobj=stream) as unzipped:
+            yield from io.BufferedReader(unzipped)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ExportFileError(f"not a readable gzip file ({type(exc).__name__})") from None
+
+
+# --------------------------------------------------------------------------- S3
+
+
+def s3_client(region: str | None = None) -> Any:
+    """A botocore S3 client (honours AWS_ENDPOINT_URL, so the local stack's moto works)."""
+    import botocore.session
+    from botocore.config import Config
+
+    session = botocore.session.get_session()
+    return session.create_client(
+        "s3",
+        region_name=region or session.get_config_variable("region") or "us-east-1",
+        config=Config(retries={"mode": "standard", "max_attempts": 5}),
+    )
+
+
+def _list(s3: Any, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        if token:
+            kwargs["ContinuationToken"] = token
+        page = s3.list_objects_v2(**kwargs)
+        yield from page.get("Contents", [])
+        token = page.get("NextContinuationToken")
+        if not page.get("IsTruncated") or not token:
+            return
+
+
+def list_data_files(s3: Any, bucket: str, prefix: str) -> tuple[str | None, list[DataFile]]:
+    """The export's data files under ``prefix``: (manifest key or None, files).
+
+    With a ``manifest-files.json`` (AWS) the manifest is the list, in its order; without
+    one (moto) every ``*.gz`` object under a ``data/`` folder is, sorted by key.
+    ``prefix`` must hold one export only: two manifests are an error.
+    """
+    objects = list(_list(s3, bucket, prefix))
+    manifests = [o["Key"] for o in objects if o["Key"].endswith("/" + MANIFEST_FILES)]
+    sizes = {o["Key"]: int(o.get("Size", 0)) for o in objects}
+    if len(manifests) > 1:
+        raise ExportFileError(
+            f"s3://{bucket}/{prefix} holds {len(manifests)} exports; name one export's folder"
+        )
+    if manifests:
+        body = s3.get_object(Bucket=bucket, Key=manifests[0])["Body"].read()
+        files = parse_manifest_files(body.decode("utf-8"))
+        return manifests[0], [DataFile(f.key, sizes.get(f.key), f.items) for f in files]
+    data = sorted(k for k in sizes if k.endswith(".gz") and "/data/" in "/" + k)
+    return None, [DataFile(k, sizes[k]) for k in data]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@dataclass
+class LoadResult:
+    key: str
+    start_line: int
+    next_line: int
+    complete: bool
+    rows: int = 0
+    indexed: int = 0
+    stale: int = 0
+    dead_lettered: int = 0
+    requests: int = 0
+    retries: int = 0
+    throttled: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "start_line": self.start_line,
+            "next_line": self.next_line,
+            "complete": self.complete,
+            "rows": self.rows,
+            "indexed": self.indexed,
+            "stale": self.stale,
+            "dead_lettered": self.dead_lettered,
+            "requests": self.requests,
+            "retries": self.retries,
+            "throttled": self.throttled,
+        }
+
+
+class ExportLoader:
+    """Loads export data files through the stream handler's bulk indexer and DLQ."""
+
+    def __init__(
+        self,
+        bulk: BulkIndexer,
+        *,
+        dlq: Any = None,
+        s3: Any = None,
+        region: str | None = None,
+        chunk_rows: int = CHUNK_ROWS,
+        reserve_seconds: float = RESERVE_SECONDS,
+    ) -> None:
+        self.bulk = bulk
+        self.dlq = dlq
+        self._s3 = s3
+        self._region = region
+        self.chunk_rows = chunk_rows
+        self.reserve = reserve_seconds
+
+    @property
+    def s3(self) -> Any:
+        if self._s3 is None:
+            self._s3 = s3_client(self._region)
+        return self._s3
+
+    def open(self, bucket: str, key: str) -> IO[bytes]:
+        from botocore.exceptions import ClientError
+
+        try:
+            body: IO[bytes] = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("NoSuchKey", "NoSuchBucket", "404", "AccessDenied", "403"):
+                raise ExportFileError(f"cannot read s3://{bucket}/{key}: {code}") from None
+            raise
+        return body
+
+    def load(self, request: LoadRequest, *, deadline: float) -> LoadResult:
+        """Index lines of one file from ``request.start_line`` until it ends or time runs low."""
+        result = LoadResult(request.key, request.start_line, request.start_line, False)
+        lines = gzip_lines(self.open(request.bucket, request.key))
+        chunk: list[tuple[int, Any]] = []
+        last_line = request.start_line - 1
+        for number, item in iter_items(lines, start_line=request.start_line):
+            chunk.append((number, item))
+            last_line = number
+            if len(chunk) >= self.chunk_rows:
+                if not self._chunk_or_stop(request, chunk, result, deadline):
+                    return result
+                result.next_line = number + 1
+                chunk = []
+                if time.monotonic() > deadline - self.reserve:
+                    return result
+        if chunk and not self._chunk_or_stop(request, chunk, result, deadline):
+            return result
+        result.next_line = last_line + 1
+        result.complete = True
+        return result
+
+    def _chunk_or_stop(
+        self,
+        request: LoadRequest,
+        chunk: Sequence[tuple[int, Any]],
+        result: LoadResult,
+        deadline: float,
+    ) -> bool:
+        """Index a chunk; False when it stays throttled after earlier chunks succeeded.
+
+        Then the invocation answers its progress (``next_line`` at this chunk) rather
+        than raising, so the map's retry does not redo the chunks already done; a
+        throttled first chunk raises SearchThrottled, which the map backs off on.
+        """
+        try:
+            self._chunk(request, chunk, result, deadline)
+        except SearchThrottled:
+            if result.rows == 0:
+                raise
+            result.throttled = True
+            return False
+        return True
+
+    def _chunk(
+        self,
+        request: LoadRequest,
+        rows: Sequence[tuple[int, Any]],
+        result: LoadResult,
+        deadline: float,
+    ) -> None:
+        actions: list[Action] = []
+        lines: list[int] = []
+        rejected: list[tuple[int, Action | None, Mapping[str, Any] | None, str]] = []
+        for number, item in rows:
+            if isinstance(item, ExportFileError):
+                rejected.append((number, None, None, f"invalid_row: {item}"))
+                continue
+            try:
+                actions.append(action_from_item(item, request.key_names, request.version))
+                lines.append(number)
+            except InvalidDocument as exc:
+                keys = _keys_of(item, request.key_names)
+                action = None
+                if keys is not None:
+                    try:
+                        action = Action("delete", document_id(keys), request.version, None, keys)
+                    except InvalidDocument:
+                        action = None
+                rejected.append((number, action, keys, f"invalid_document: {exc.reason}"))
+        report = self.bulk.run(actions, deadline=deadline - self.reserve / 2)
+        result.requests += report.requests
+        result.retries += report.retries
+        transient = 0
+        for n, res in enumerate(report.results):
+            if res.outcome is Outcome.INDEXED:
+                result.indexed += 1
+            elif res.outcome is Outcome.STALE:
+                result.stale += 1
+            elif res.outcome is Outcome.PERMANENT:
+                a = actions[n]
+                delete = Action("delete", a.doc_id, a.version, None, a.keys)
+                reason = res.reason or "permanent failure"
+                rejected.append((lines[n], delete, a.keys, reason))
+            else:
+                transient += 1
+        if transient:
+            raise SearchThrottled(
+                f"{transient} document(s) of {request.key} still failing transiently "
+                f"(lines {rows[0][0]}-{rows[-1][0]}); retry with backoff"
+            )
+        if rejected:
+            self._reject(request, rejected, deadline)
+            result.dead_lettered += len(rejected)
+        result.rows += len(rows)
+
+    def _reject(
+        self,
+        request: LoadRequest,
+        rejected: Sequence[tuple[int, Action | None, Mapping[str, Any] | None, str]],
+        deadline: float,
+    ) -> None:
+        if self.dlq is None:
+            raise ExportFileError(
+                f"{len(rejected)} row(s) of {request.key} cannot be indexed and there "
+                "is no dead-letter queue (set DLQ_URL)"
+            )
+        deletes = [a for _n, a, _k, _r in rejected if a is not None]
+        if deletes:
+            report = self.bulk.run(deletes, deadline=deadline - self.reserve / 2)
+            if any(not r.outcome.done for r in report.results):
+                raise SearchThrottled(f"deleting older copies of rejected rows of {request.key}")
+        messages = [
+            {
+                "source": "ddbsearch",
+                "reason": reason,
+                "exportBucket": request.bucket,
+                "exportFile": request.key,
+                "line": number,
+                "keys": keys,
+                "documentId": action.doc_id if action is not None else None,
+                "version": request.version,
+            }
+            for number, action, keys, reason in rejected
+        ]
+        unsent = self.dlq.send(messages)
+        if unsent:
+            raise DeadLetterUnavailable(
+                f"{len(unsent)} rejected row(s) of {request.key} could not be dead-lettered"
+            )
+
+
+def _keys_of(item: Mapping[str, Any], key_names: Sequence[str]) -> dict[str, Any] | None:
+    try:
+        return {name: item[name] for name in key_names}
+    except KeyError:
+        return None
+
+
+def budget_deadline(context: Any) -> float:
+    """The monotonic time by which the invocation must answer."""
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    seconds = DEFAULT_BUDGET_SECONDS if remaining_ms is None else float(remaining_ms()) / 1000.0
+    return time.monotonic() + max(0.0, seconds - 2.0)
+
+
+_loaders: dict[int, ExportLoader] = {}
+
+
+def load_file(indexer: Any, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """The loader entry point's work, with the stream handler's ``Indexer`` (same zip,
+    same settings, same bulk indexer and dead-letter queue)."""
+    from ddbsearch.core.template import ensure_index
+
+    started = time.monotonic()
+    request = LoadRequest.from_event(event)
+    deadline = budget_deadline(context)
+    if not getattr(indexer, "_index_ready", False):
+        ensure_index(indexer.transport, indexer.settings.index)
+        indexer._index_ready = True
+    loader = _loaders.get(id(indexer))
+    if loader is None:
+        loader = ExportLoader(indexer.bulk, dlq=indexer.dlq, region=indexer.settings.region)
+        _loaders[id(indexer)] = loader
+    result = loader.load(request, deadline=deadline)
+    line = {
+        "level": "INFO",
+        "message": "export file chunk loaded",
+        "request_id": getattr(context, "aws_request_id", None),
+        "index": indexer.settings.index,
+        **result.to_json(),
+        "duration_ms": round((time.monotonic() - started) * 1000, 1),
+    }
+    out = getattr(indexer, "_log", None) or sys.stdout
+    out.write(json.dumps(line, separators=(",", ":")) + "\n")
+    out.flush()
+    return result.to_json()

@@ -1,0 +1,646 @@
+"""Backfill from a DynamoDB export: start (or take) an export, load it, follow it, cancel it.
+
+The load never passes items through this machine. On AWS it is an execution of the
+loader state machine (``terraform/modules/loader``: a Distributed Map over the
+export's data files, each child invoking ``handler.load_file`` of the indexer's
+zip); locally it is the map runner (:mod:`ddbsearch.local.maprunner`), a detached
+process that runs the same zip in the local Lambda runtime. Either way the load
+outlives the CLI: a small state file per target records the running load, so that
+``backfill --from-export`` run again attaches to it instead of starting another,
+``status`` can show it, and ``backfill --cancel`` stops it.
+
+Versions: rows are indexed at the backfill version of the export time, so any
+stream change made after the export wins and the stream keeps running meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ddbsearch import aws
+from ddbsearch.core.export import DataFile, export_version, list_data_files
+from ddbsearch.errors import (
+    ConfigurationError,
+    DdbsearchError,
+    InputError,
+    NotDeployedError,
+    NotFoundError,
+    PartialFailure,
+)
+from ddbsearch.local import maprunner
+from ddbsearch.targets import Target, state_home
+
+# Above this table size the default backfill is an export (AWS targets only): a Scan
+# through one machine at ~20 MB/s takes ~15 min for 10 GB, and spends read capacity.
+EXPORT_THRESHOLD_BYTES = 10 * 1024**3
+LOCAL_EXPORT_BUCKET = "ddbsearch-exports"
+EXPORT_POLL_SECONDS = 5.0
+LOCAL_POLL_SECONDS = 0.2
+STATE_FORMAT = 1
+
+Progress = Callable[["LoadProgress"], None]
+
+
+class ExportUnavailable(ConfigurationError):
+    """The table cannot be exported (point-in-time recovery is off)."""
+
+
+# --------------------------------------------------------------------------- state file
+
+
+@dataclass(frozen=True)
+class LoadRecord:
+    """The running (or last) load of one target, as the state file holds it."""
+
+    kind: str  # "local" | "aws"
+    table: str
+    index: str
+    export_arn: str
+    started_at: float
+    version: int
+    files: int
+    items: int | None = None
+    run_dir: str | None = None  # local
+    pid: int | None = None  # local: the map runner
+    execution_arn: str | None = None  # aws
+    format: int = STATE_FORMAT
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LoadRecord | None:
+        if data.get("format") != STATE_FORMAT:
+            return None
+        known = set(cls.__dataclass_fields__)
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError:
+            return None
+
+
+def state_path(target: Target) -> Path:
+    identity = [target.kind, target.name, target.region, target.table, target.index]
+    digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
+    return state_home() / "loads" / f"{digest}.json"
+
+
+def read_record(target: Target) -> LoadRecord | None:
+    try:
+        data = json.loads(state_path(target).read_text())
+    except (OSError, ValueError):
+        return None
+    return LoadRecord.from_json(data) if isinstance(data, dict) else None
+
+
+def _write_record(target: Target, record: LoadRecord) -> None:
+    maprunner.write_private_json(state_path(target), asdict(record))
+
+
+# --------------------------------------------------------------------------- progress
+
+
+@dataclass
+class LoadProgress:
+    state: str  # EXPORTING | RUNNING | SUCCEEDED | FAILED | ABORTED
+    export_arn: str | None = None
+    files_total: int = 0
+    files_done: int = 0
+    files_failed: int = 0
+    items_done: int = 0
+    items_total: int | None = None
+    dead_lettered: int = 0
+    elapsed_seconds: float = 0.0
+    failures: dict[str, str] = field(default_factory=dict)  # file key -> error
+    error: str | None = None
+    where: str | None = None  # run dir or execution ARN
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("EXPORTING", "RUNNING")
+
+    @property
+    def items_per_second(self) -> float:
+        return self.items_done / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
+
+    @property
+    def eta_seconds(self) -> float | None:
+        rate = self.items_per_second
+        if not self.items_total or rate <= 0:
+            return None
+        return max(0.0, (self.items_total - self.items_done) / rate)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["items_per_second"] = round(self.items_per_second, 1)
+        out["eta_seconds"] = None if self.eta_seconds is None else round(self.eta_seconds)
+        return out
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _require_pitr(ddb: Any, target: Target) -> None:
+    with aws.aws_errors(f"reading the backups of table '{target.table}'"):
+        desc = ddb.describe_continuous_backups(TableName=target.table)
+    status = (
+        desc.get("ContinuousBackupsDescription", {})
+        .get("PointInTimeRecoveryDescription", {})
+        .get("PointInTimeRecoveryStatus")
+    )
+    if status == "ENABLED":
+        return
+    if target.kind == "local":
+        # The local stack mirrors the table module, which turns PITR on.
+        ddb.update_continuous_backups(
+            TableName=target.table,
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+        )
+        return
+    raise ExportUnavailable(
+        f"table '{target.table}' has point-in-time recovery off, which an export needs",
+        hint=(
+            f"aws dynamodb update-continuous-backups --table-name {target.table} "
+            "--point-in-time-recovery-specification PointInTimeRecoveryEnabled=true"
+        ),
+    )
+
+
+def _export_bucket(target: Target) -> str:
+    if target.kind == "local":
+        s3 = aws.client(target, "s3")
+        with contextlib.suppress(Exception):
+            s3.create_bucket(Bucket=LOCAL_EXPORT_BUCKET)
+        return LOCAL_EXPORT_BUCKET
+    bucket = target.extra.get("export_bucket")
+    if not bucket:
+        raise NotDeployedError(
+            "this stack has no export loader",
+            hint="deploy again with export_loader_enabled = true (the default)",
+        )
+    return str(bucket)
+
+
+def start_export(target: Target) -> dict[str, Any]:
+    """Request a full DYNAMODB_JSON export of the target's table; returns its description.
+
+    Each export gets its own S3 prefix, so that listing it finds its files only.
+    """
+    ddb = aws.client(target, "dynamodb")
+    with aws.aws_errors(f"describing table '{target.table}'"):
+        table_arn = ddb.describe_table(TableName=target.table)["Table"]["TableArn"]
+    _require_pitr(ddb, target)
+    bucket = _export_bucket(target)
+    requested_at = time.time()
+    prefix = f"exports/{target.table}/{int(requested_at)}-{uuid.uuid4().hex[:8]}"
+    with aws.aws_errors(f"exporting table '{target.table}'"):
+        desc = ddb.export_table_to_point_in_time(
+            TableArn=table_arn,
+            S3Bucket=bucket,
+            S3Prefix=prefix,
+            ExportFormat="DYNAMODB_JSON",
+            ExportType="FULL_EXPORT",
+            ClientToken=uuid.uuid4().hex,
+        )["ExportDescription"]
+    # An export without ExportTime (moto) is dated by the request: earlier than the
+    # real snapshot, which only makes the rows' version lower (the safe direction).
+    desc.setdefault("ExportTime", requested_at)
+    desc.setdefault("S3Prefix", prefix)
+    return dict(desc)
+
+
+def describe_export(target: Target, export_arn: str) -> dict[str, Any]:
+    ddb = aws.client(target, "dynamodb")
+    with aws.aws_errors(f"describing export {export_arn}"):
+        desc: dict[str, Any] = ddb.describe_export(ExportArn=export_arn)["ExportDescription"]
+    return desc
+
+
+def wait_export(
+    target: Target,
+    desc: dict[str, Any],
+    *,
+    on_progress: Progress | None = None,
+    poll: float | None = None,
+) -> dict[str, Any]:
+    """Poll the export until it completes; raises if it failed."""
+    poll = (
+        poll
+        if poll is not None
+        else (LOCAL_POLL_SECONDS if target.kind == "local" else EXPORT_POLL_SECONDS)
+    )
+    started = time.monotonic()
+    while True:
+        fresh = describe_export(target, desc["ExportArn"])
+        merged = {**desc, **{k: v for k, v in fresh.items() if v is not None}}
+        status = merged.get("ExportStatus")
+        if status == "COMPLETED":
+            return merged
+        if status == "FAILED":
+            code = merged.get("FailureCode") or "unknown"
+            detail = merged.get("FailureMessage") or ""
+            raise DdbsearchError(f"export {desc['ExportArn']} failed: {code} {detail}".strip())
+        if on_progress is not None:
+            on_progress(
+                LoadProgress(
+                    "EXPORTING",
+                    export_arn=desc["ExportArn"],
+                    elapsed_seconds=time.monotonic() - started,
+                )
+            )
+        time.sleep(poll)
+
+
+def _local_export_time(target: Target, export: dict[str, Any]) -> float:
+    """moto records no export time: its files are written at the snapshot, so their
+    earliest LastModified is it (within the backfill rule's clock-skew margin)."""
+    if target.kind != "local":
+        raise InputError(f"export {export['ExportArn']} has no export time to version rows by")
+    s3 = aws.client(target, "s3")
+    times = [
+        _epoch(o["LastModified"])
+        for o in s3.list_objects_v2(
+            Bucket=export["S3Bucket"], Prefix=export.get("S3Prefix") or ""
+        ).get("Contents", [])
+    ]
+    if not times:
+        raise NotFoundError(f"export {export['ExportArn']} has no files")
+    return min(times)
+
+
+def _epoch(value: Any) -> float:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return float(value)
+
+
+# --------------------------------------------------------------------------- load
+
+
+def start_load(
+    target: Target, export: dict[str, Any], *, max_concurrency: int | None = None
+) -> LoadRecord:
+    """Start loading a completed export; returns the record written to the state file."""
+    bucket, prefix = str(export["S3Bucket"]), str(export.get("S3Prefix") or "")
+    s3 = aws.client(target, "s3")
+    with aws.aws_errors(f"listing s3://{bucket}/{prefix}"):
+        manifest, files = list_data_files(s3, bucket, prefix)
+    version = export_version(_epoch(export["ExportTime"]))
+    key_names = _key_names(target)
+    items = export.get("ItemCount")
+    plan = _Plan(str(export["ExportArn"]), bucket, prefix, manifest, files, key_names, version)
+    if target.kind == "local":
+        record = _start_local(target, plan, max_concurrency)
+    else:
+        record = _start_aws(target, plan)
+    record = LoadRecord(**{**asdict(record), "items": int(items) if items is not None else None})
+    _write_record(target, record)
+    return record
+
+
+@dataclass(frozen=True)
+class _Plan:
+    export_arn: str
+    bucket: str
+    prefix: str
+    manifest: str | None
+    files: list[DataFile]
+    key_names: list[str]
+    version: int
+
+
+def _key_names(target: Target) -> list[str]:
+    ddb = aws.client(target, "dynamodb")
+    with aws.aws_errors(f"describing table '{target.table}'"):
+        schema = ddb.describe_table(TableName=target.table)["Table"]["KeySchema"]
+    return [k["AttributeName"] for k in schema]
+
+
+def _start_aws(target: Target, plan: _Plan) -> LoadRecord:
+    arn = target.extra.get("loader_state_machine_arn")
+    if not arn:
+        raise NotDeployedError(
+            "this stack has no export loader",
+            hint="deploy again with export_loader_enabled = true (the default)",
+        )
+    if plan.manifest is None:
+        raise NotFoundError(f"s3://{plan.bucket}/{plan.prefix} has no manifest-files.json")
+    sfn = aws.client(target, "stepfunctions")
+    payload = {
+        "bucket": plan.bucket,
+        "manifest_key": plan.manifest,
+        "key_names": plan.key_names,
+        "version": plan.version,
+    }
+    name = f"load-{target.table[:40]}-{int(time.time())}"
+    with aws.aws_errors("starting the export load"):
+        execution = sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps(payload))[
+            "executionArn"
+        ]
+    return LoadRecord(
+        "aws", target.table, target.index, plan.export_arn, time.time(), plan.version,
+        len(plan.files), execution_arn=str(execution),
+    )  # fmt: skip
+
+
+def _local_mapping(target: Target) -> dict[str, Any]:
+    root = Path(str(target.extra.get("root") or ""))
+    try:
+        spec: dict[str, Any] = json.loads((root / "mappings" / f"{target.table}.json").read_text())
+    except (OSError, ValueError):
+        raise NotDeployedError(
+            f"table '{target.table}' is not deployed on the local stack",
+            hint="ddbsearch deploy --local",
+        ) from None
+    return spec
+
+
+def _start_local(
+    target: Target,
+    plan: _Plan,
+    max_concurrency: int | None,
+    *,
+    map_settings: dict[str, Any] | None = None,
+) -> LoadRecord:
+    mapping = _local_mapping(target)
+    root = Path(str(target.extra["root"]))
+    run_id = uuid.uuid4().hex[:12]
+    run_dir = root / "loads" / target.table / run_id
+    settings = dict(map_settings or {})
+    if max_concurrency is not None:
+        settings["max_concurrency"] = max_concurrency
+    spec = maprunner.LoadSpec(
+        run_id=run_id,
+        bucket=plan.bucket,
+        files=[{"key": f.key, "size": f.size, "items": f.items} for f in plan.files],
+        key_names=plan.key_names,
+        version=plan.version,
+        zip_path=str(mapping["zip_path"]),
+        environment=dict(mapping["environment"]),
+        moto_url=str(target.aws_endpoint),
+        result_bucket=plan.bucket,
+        result_prefix=f"load-results/{target.table}",
+        function_name=f"{mapping['function_name']}-loader"[:64],
+        timeout_seconds=float(mapping.get("timeout_seconds", 120)),
+        map=settings,
+        stack_state=str(root / "stack.json"),
+    )
+    spec.save(run_dir)
+    pid = spawn_runner(run_dir)
+    return LoadRecord(
+        "local", target.table, target.index, plan.export_arn, time.time(), plan.version,
+        len(plan.files), run_dir=str(run_dir), pid=pid,
+    )  # fmt: skip
+
+
+def spawn_runner(run_dir: Path) -> int:
+    """Start the map runner detached (own session), its output to the run's log."""
+    log = os.open(run_dir / "runner.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ddbsearch.local.maprunner", str(run_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        os.close(log)
+    _spawned[proc.pid] = proc
+    return proc.pid
+
+
+_spawned: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _alive(pid: int | None) -> bool:
+    proc = _spawned.get(pid) if pid is not None else None
+    if pid is None or (proc is not None and proc.poll() is not None):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        if stat[0] == "Z":
+            return False
+    with contextlib.suppress(OSError):
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"ddbsearch.local.maprunner" in cmdline
+    return True
+
+
+def resume_local(target: Target, record: LoadRecord) -> LoadRecord:
+    """Start the runner again on an interrupted local load (finished files are skipped)."""
+    assert record.run_dir is not None
+    pid = spawn_runner(Path(record.run_dir))
+    record = LoadRecord(**{**asdict(record), "pid": pid})
+    _write_record(target, record)
+    return record
+
+
+# --------------------------------------------------------------------------- follow
+
+
+def progress(target: Target, record: LoadRecord | None = None) -> LoadProgress | None:
+    """The recorded load's progress; None when there is no load recorded."""
+    record = record or read_record(target)
+    if record is None:
+        return None
+    if record.kind == "local":
+        return _local_progress(record)
+    return _aws_progress(target, record)
+
+
+def _local_progress(record: LoadRecord) -> LoadProgress:
+    assert record.run_dir is not None
+    data = maprunner.read_progress(Path(record.run_dir)) or {}
+    files = data.get("files", [])
+    state = str(data.get("state") or "RUNNING")
+    if state == "RUNNING" and not _alive(record.pid):
+        state = "INTERRUPTED"  # the runner died (killed, machine restarted): resumable
+    started = float(data.get("started_at") or record.started_at)
+    end = float(data.get("updated_at") or time.time()) if state != "RUNNING" else time.time()
+    return LoadProgress(
+        state=state,
+        export_arn=record.export_arn,
+        files_total=record.files,
+        files_done=sum(f.get("status") == "SUCCEEDED" for f in files),
+        files_failed=sum(f.get("status") == "FAILED" for f in files),
+        items_done=sum(int(f.get("rows") or 0) for f in files),
+        items_total=record.items,
+        dead_lettered=sum(int(f.get("dead_lettered") or 0) for f in files),
+        elapsed_seconds=max(0.0, end - started),
+        failures={
+            str(f["key"]): f"{f.get('error')}: {f.get('cause') or ''}".strip()
+            for f in files
+            if f.get("status") == "FAILED"
+        },
+        error=data.get("error"),
+        where=record.run_dir,
+    )
+
+
+def _aws_progress(target: Target, record: LoadRecord) -> LoadProgress:
+    sfn = aws.client(target, "stepfunctions")
+    with aws.aws_errors("describing the export load"):
+        execution = sfn.describe_execution(executionArn=record.execution_arn)
+        runs = sfn.list_map_runs(executionArn=record.execution_arn).get("mapRuns", [])
+    counts: dict[str, Any] = {}
+    if runs:
+        with aws.aws_errors("describing the export load's map run"):
+            counts = sfn.describe_map_run(mapRunArn=runs[0]["mapRunArn"]).get("itemCounts", {})
+    total = int(counts.get("total") or record.files)
+    done = int(counts.get("succeeded") or 0)
+    stop = execution.get("stopDate")
+    started = _epoch(execution["startDate"])
+    end = _epoch(stop) if stop is not None else time.time()
+    items_total = record.items
+    # Step Functions counts files; items done are estimated from the files' share.
+    items_done = round((items_total or 0) * done / total) if total else 0
+    return LoadProgress(
+        state=str(execution["status"]),
+        export_arn=record.export_arn,
+        files_total=total,
+        files_done=done,
+        files_failed=int(counts.get("failed") or 0) + int(counts.get("timedOut") or 0),
+        items_done=items_done,
+        items_total=items_total,
+        elapsed_seconds=max(0.0, end - started),
+        error=execution.get("error"),
+        where=record.execution_arn,
+    )
+
+
+def follow(
+    target: Target,
+    record: LoadRecord,
+    *,
+    on_progress: Progress | None = None,
+    poll: float | None = None,
+    until: Callable[[], bool] | None = None,
+) -> LoadProgress:
+    """Poll the load until it ends or ``until()`` says stop following; the last progress."""
+    poll = poll if poll is not None else (LOCAL_POLL_SECONDS if record.kind == "local" else 10.0)
+    while True:
+        current = progress(target, record)
+        assert current is not None
+        if on_progress is not None:
+            on_progress(current)
+        if not current.running or (until is not None and until()):
+            return current
+        time.sleep(poll)
+
+
+def check_outcome(current: LoadProgress) -> LoadProgress:
+    """Raise for a load that did not succeed; files that failed are named."""
+    if current.state == "SUCCEEDED" and not current.files_failed:
+        return current
+    if current.state == "INTERRUPTED":
+        raise PartialFailure(
+            "the export load was interrupted",
+            hint="run 'ddbsearch backfill --from-export' again to resume it",
+        )
+    if current.failures:
+        names = ", ".join(sorted(current.failures)[:5])
+        raise PartialFailure(
+            f"{len(current.failures)} export file(s) failed to load: {names}",
+            hint=f"details in {current.where}",
+        )
+    raise PartialFailure(f"the export load ended {current.state}: {current.error or ''}".strip())
+
+
+# --------------------------------------------------------------------------- cancel
+
+
+def cancel(target: Target, *, timeout: float = 15.0) -> LoadProgress | None:
+    """Stop the recorded load; returns its final progress (None if nothing is recorded)."""
+    record = read_record(target)
+    if record is None:
+        return None
+    if record.kind == "aws":
+        sfn = aws.client(target, "stepfunctions")
+        with aws.aws_errors("stopping the export load"):
+            sfn.stop_execution(
+                executionArn=record.execution_arn, cause="ddbsearch backfill --cancel"
+            )
+        return progress(target, record)
+    pid = record.pid
+    if pid is not None and _alive(pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # The runner and its runtime children share its session's process group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        proc = _spawned.pop(pid, None)
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+    current = _local_progress(record)
+    if current.state in ("RUNNING", "INTERRUPTED"):
+        current.state = "ABORTED"
+    return current
+
+
+# --------------------------------------------------------------------------- the verb
+
+
+def choose_method(target: Target, size_bytes: int, *, from_export: bool) -> str:
+    """'export' or 'scan': the table's size decides on AWS; the local stack scans by default."""
+    if from_export:
+        return "export"
+    if target.kind == "local":
+        return "scan"
+    return "export" if size_bytes >= EXPORT_THRESHOLD_BYTES else "scan"
+
+
+@dataclass
+class StartedLoad:
+    record: LoadRecord
+    attached: bool  # True: a load was already running and we attached to it
+    resumed: bool = False
+
+
+def start_or_attach(
+    target: Target,
+    *,
+    export_arn: str | None = None,
+    max_concurrency: int | None = None,
+    on_progress: Progress | None = None,
+) -> StartedLoad:
+    """Attach to the target's running load, resume an interrupted local one, or start one."""
+    record = read_record(target)
+    if record is not None and export_arn is None:
+        current = progress(target, record)
+        if current is not None and current.running:
+            return StartedLoad(record, attached=True)
+        if current is not None and current.state == "INTERRUPTED":
+            return StartedLoad(resume_local(target, record), attached=True, resumed=True)
+    if export_arn is not None:
+        export = describe_export(target, export_arn)
+        if export.get("ExportStatus") == "IN_PROGRESS":
+            export = wait_export(target, export, on_progress=on_progress)
+        elif export.get("ExportStatus") != "COMPLETED":
+            raise InputError(f"export {export_arn} is {export.get('ExportStatus')}, not COMPLETED")
+        if not export.get("ExportTime"):
+            export["ExportTime"] = _local_export_time(target, export)
+    else:
+        export = wait_export(target, start_export(target), on_progress=on_progress)
+    return StartedLoad(start_load(target, export, max_concurrency=max_concurrency), attached=False)
