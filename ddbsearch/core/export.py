@@ -272,6 +272,7 @@ class ExportLoader:
         self._region = region
         self.chunk_rows = chunk_rows
         self.reserve = reserve_seconds
+        self._reserve = reserve_seconds
 
     @property
     def s3(self) -> Any:
@@ -294,6 +295,8 @@ class ExportLoader:
     def load(self, request: LoadRequest, *, deadline: float) -> LoadResult:
         """Index lines of one file from ``request.start_line`` until it ends or time runs low."""
         result = LoadResult(request.key, request.start_line, request.start_line, False)
+        # A short invocation keeps a proportional reserve, not a fixed one.
+        self._reserve = min(self.reserve, max(0.0, deadline - time.monotonic()) * 0.2)
         lines = gzip_lines(self.open(request.bucket, request.key))
         chunk: list[tuple[int, Any]] = []
         last_line = request.start_line - 1
@@ -305,7 +308,7 @@ class ExportLoader:
                     return result
                 result.next_line = number + 1
                 chunk = []
-                if time.monotonic() > deadline - self.reserve:
+                if time.monotonic() > deadline - self._reserve:
                     return result
         if chunk and not self._chunk_or_stop(request, chunk, result, deadline):
             return result
@@ -361,7 +364,7 @@ class ExportLoader:
                     except InvalidDocument:
                         action = None
                 rejected.append((number, action, keys, f"invalid_document: {exc.reason}"))
-        report = self.bulk.run(actions, deadline=deadline - self.reserve / 2)
+        report = self.bulk.run(actions, deadline=deadline - self._reserve / 2)
         result.requests += report.requests
         result.retries += report.retries
         transient = 0
@@ -400,7 +403,7 @@ class ExportLoader:
             )
         deletes = [a for _n, a, _k, _r in rejected if a is not None]
         if deletes:
-            report = self.bulk.run(deletes, deadline=deadline - self.reserve / 2)
+            report = self.bulk.run(deletes, deadline=deadline - self._reserve / 2)
             if any(not r.outcome.done for r in report.results):
                 raise SearchThrottled(f"deleting older copies of rejected rows of {request.key}")
         messages = [

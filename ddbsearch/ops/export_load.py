@@ -541,9 +541,20 @@ def follow(
         assert current is not None
         if on_progress is not None:
             on_progress(current)
-        if not current.running or (until is not None and until()):
+        if not current.running:
+            _reap(record.pid)
+            return current
+        if until is not None and until():
             return current
         time.sleep(poll)
+
+
+def _reap(pid: int | None) -> None:
+    """Wait for a runner this process started that has finished its work (no zombie)."""
+    proc = _spawned.pop(pid, None) if pid is not None else None
+    if proc is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
 
 
 def check_outcome(current: LoadProgress) -> LoadProgress:

@@ -64,16 +64,18 @@ class FakeSearch:
 
     timeout = 30.0
 
-    def __init__(self, fail: Callable[[int], bool] = lambda n: False) -> None:
+    def __init__(self, fail: Callable[[int], bool] = lambda n: False, delay: float = 0.0) -> None:
         self.docs: dict[str, tuple[int, Any]] = {}
         self.calls = 0
         self.fail = fail
+        self.delay = delay
 
     def request(self, method: str, path: str, body: bytes | None = None, **_: Any) -> Response:
         assert method == "POST"
         assert path.startswith("/_bulk")
         assert body is not None
         self.calls += 1
+        time.sleep(self.delay)  # a slow domain: the invocation's budget is what is tested
         if self.fail(self.calls):
             return Response(429, b'{"error":{"type":"es_rejected_execution_exception"}}')
         lines = body.decode().splitlines()
@@ -276,12 +278,14 @@ def test_rows_that_cannot_be_indexed_are_dead_lettered_without_contents() -> Non
 def test_a_budget_running_out_answers_next_line_and_the_next_call_resumes() -> None:
     items = [every_type(n) for n in range(7)]
     s3 = FakeS3({"d/1.json.gz": data_file(items)})
-    search = FakeSearch()
-    load = loader(search, s3, chunk_rows=3, reserve_seconds=5.0)[0]
-    first = load.load(request("d/1.json.gz"), deadline=time.monotonic() + 5.0)
+    search = FakeSearch(delay=0.45)
+    load = loader(search, s3, chunk_rows=3)[0]
+    # 0.5 s of budget keeps a 0.1 s reserve: one 0.45 s bulk leaves too little for more.
+    first = load.load(request("d/1.json.gz"), deadline=time.monotonic() + 0.5)
     assert not first.complete
     assert first.next_line == 3
     assert first.rows == 3
+    search.delay = 0.0
     rest = load.load(request("d/1.json.gz", first.next_line), deadline=time.monotonic() + 60)
     assert rest.complete
     assert rest.rows == 4
