@@ -97,3 +97,13 @@ output "region" {
   description = "AWS Region of the stack."
   value       = data.aws_region.current.name
 }
+
+output "loader_state_machine_arn" {
+  description = "ARN of the export load state machine; null when export_loader_enabled is false."
+  value       = one(module.loader[*].state_machine_arn)
+}
+
+output "export_bucket" {
+  description = "Bucket for table exports and load results; null when export_loader_enabled is false."
+  value       = one(module.loader[*].export_bucket)
+}

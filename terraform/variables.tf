@@ -395,3 +395,50 @@ variable "log_kms_key_arn" {
   description = "KMS key for the stack's log groups; null uses CloudWatch Logs' default encryption."
   default     = null
 }
+
+# --------------------------------------------------------------------------- export loader
+
+variable "export_loader_enabled" {
+  type        = bool
+  description = "Provision the export loader (Step Functions Distributed Map + loader Lambda + export bucket) for 'ddbsearch backfill --from-export'."
+  default     = true
+}
+
+variable "export_load_max_concurrency" {
+  type        = number
+  description = "Export files loaded at once: bounds the _bulk load on the domain (the Distributed Map's MaxConcurrency)."
+  default     = 8
+
+  validation {
+    condition     = var.export_load_max_concurrency >= 1 && var.export_load_max_concurrency <= 1000 && floor(var.export_load_max_concurrency) == var.export_load_max_concurrency
+    error_message = "export_load_max_concurrency must be a whole number from 1 to 1000."
+  }
+}
+
+variable "export_load_tolerated_failure_percentage" {
+  type        = number
+  description = "Share of export files that may fail after retries before the load fails."
+  default     = 0
+
+  validation {
+    condition     = var.export_load_tolerated_failure_percentage >= 0 && var.export_load_tolerated_failure_percentage <= 100
+    error_message = "export_load_tolerated_failure_percentage must be from 0 to 100."
+  }
+}
+
+variable "export_retention_days" {
+  type        = number
+  description = "Days table exports and load results stay in the export bucket."
+  default     = 7
+
+  validation {
+    condition     = var.export_retention_days >= 1
+    error_message = "export_retention_days must be at least 1."
+  }
+}
+
+variable "export_kms_key_arn" {
+  type        = string
+  description = "Customer managed KMS key for the export bucket; null uses the AWS managed key aws/s3."
+  default     = null
+}

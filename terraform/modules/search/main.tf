@@ -227,7 +227,7 @@ data "aws_iam_policy_document" "access" {
 
       principals {
         type        = "AWS"
-        identifiers = [var.indexer_role_arn]
+        identifiers = concat([var.indexer_role_arn], var.loader_role_arns)
       }
     }
   }

@@ -86,6 +86,12 @@ variable "indexer_role_arn" {
   description = "ARN of the indexer Lambda's execution role (may read and write documents)."
 }
 
+variable "loader_role_arns" {
+  type        = list(string)
+  description = "Roles that write like the indexer (the export loader's): granted exactly indexer_grants."
+  default     = []
+}
+
 variable "operator_arns" {
   type        = list(string)
   description = "IAM principals (users or roles) allowed to call the domain: search, status, backfill, Dashboards."
