@@ -62,6 +62,8 @@ class Target:
     fgac_enabled: bool | None = None  # AWS: the domain has fine-grained access control
     function_log: str | None = None  # local: what the function printed
     root: str | None = None  # local: the stack's state directory
+    loader_state_machine_arn: str | None = None  # AWS: the export loader (modules/loader)
+    export_bucket: str | None = None  # AWS: where exports and load results go
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -105,6 +107,7 @@ class Target:
             stream_arn=None,
             table_adopted=None,
             function_log=None,
+            loader_state_machine_arn=None,  # its loader writes this table's index
         )
 
 

@@ -150,6 +150,8 @@ def target_from_outputs(
         domain_arn=outputs.get("domain_arn"),
         domain_managed=outputs.get("domain_managed"),
         fgac_enabled=outputs.get("fine_grained_access_control_enabled"),
+        loader_state_machine_arn=outputs.get("loader_state_machine_arn"),
+        export_bucket=outputs.get("export_bucket"),
     )
 
 
