@@ -62,7 +62,7 @@ def long_options(command: Any) -> set[str]:
     names: set[str] = set()
     for param in command.params:
         if isinstance(param, TyperOption) and not param.hidden:
-            names.update(o for o in param.opts if o.startswith("--"))
+            names.update(o for o in [*param.opts, *param.secondary_opts] if o.startswith("--"))
     names.discard("--help")
     return names
 

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ddbsearch.cli import console
+from ddbsearch.cli import export_load as export_view
 from ddbsearch.cli.options import (
     EndpointOpt,
     IndexOpt,
@@ -25,6 +26,7 @@ from ddbsearch.cli.render import emit_json, progress_bar
 
 if TYPE_CHECKING:  # the library is imported lazily: `ddbsearch --help` stays fast
     from ddbsearch.ops.backfill import BackfillSummary
+    from ddbsearch.targets import Target
 
 app = typer.Typer(rich_markup_mode="rich")
 
@@ -51,6 +53,39 @@ def _print_backfill_summary(summary: BackfillSummary) -> None:
     console.err.print(table)
     for reason, count in summary.failures.most_common(10):
         console.err.print(f"  [red]{count:,}[/] x {escape(reason)}")
+
+
+def _use_export(
+    target: Target, from_export: bool | None, *, export_arn: str | None, detach: bool
+) -> bool:
+    """Export or Scan: what was asked, else the table's size decides (and we say so)."""
+    from ddbsearch import clients
+    from ddbsearch.errors import InputError
+    from ddbsearch.ops.export_load import EXPORT_THRESHOLD_BYTES, choose_method
+    from ddbsearch.tables import describe_table
+
+    if from_export is False:
+        if export_arn or detach:
+            raise InputError("--export-arn and --detach load an export; drop --scan")
+        return False
+    if from_export or export_arn or detach:
+        return True
+    if target.kind == "local":
+        return False  # the local stack scans unless asked: its tables are small
+    info = describe_table(clients.client(target, "dynamodb"), target.table)
+    method = choose_method(target, info.size_bytes, from_export=False)
+    size, limit = info.size_bytes / 1024**3, EXPORT_THRESHOLD_BYTES // 1024**3
+    if method == "export":
+        console.info(
+            f"table {target.table} holds {size:,.1f} GB (>= {limit} GB): loading it from "
+            "an export (--scan forces a Scan)"
+        )
+        return True
+    console.info(
+        f"table {target.table} holds {size:,.1f} GB (< {limit} GB): scanning it "
+        "(--from-export loads it from an export instead)"
+    )
+    return False
 
 
 @app.command()
@@ -100,6 +135,38 @@ def backfill(
             help="Items per Scan request (default: up to 1 MB per page, DynamoDB's limit).",
         ),
     ] = None,
+    from_export: Annotated[
+        bool | None,
+        typer.Option(
+            "--from-export/--scan",
+            help="Load from a DynamoDB export (no read capacity; the load runs on AWS, or "
+            "in the local map runner) or force a Scan. Default: export for tables of 10 GB "
+            "or more on AWS, Scan otherwise and on the local stack.",
+        ),
+    ] = None,
+    export_arn: Annotated[
+        str | None,
+        typer.Option("--export-arn", help="Load this completed export instead of a new one."),
+    ] = None,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach", help="Start (or find) the export load and return; it keeps running."
+        ),
+    ] = False,
+    cancel: Annotated[
+        bool, typer.Option("--cancel", help="Stop the running export load of the table.")
+    ] = False,
+    max_concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--max-concurrency",
+            min=1,
+            max=1000,
+            help="Local export loads: files loaded at once (default 4; on AWS the "
+            "Terraform variable export_load_max_concurrency).",
+        ),
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON on stdout.")
     ] = False,
@@ -111,7 +178,8 @@ def backfill(
     region: RegionOpt = None,
     profile: ProfileOpt = None,
 ) -> None:
-    """Index the rows the table already holds (parallel Scan, paced, resumable).
+    """Index the rows the table already holds (parallel Scan, paced, resumable), or
+    load them from a DynamoDB export with --from-export (see --cancel, --detach).
 
     Uses the handler's document model and bulk path; never overwrites a newer
     stream write and never brings back a deleted item. Exit code 10 when some
@@ -129,6 +197,18 @@ def backfill(
         region=region,
         profile=profile,
     )
+    if cancel:
+        export_view.cancel(target, json_output=json_output)
+        return
+    if _use_export(target, from_export, export_arn=export_arn, detach=detach):
+        export_view.run(
+            target,
+            export_arn=export_arn,
+            detach=detach,
+            max_concurrency=max_concurrency,
+            json_output=json_output,
+        )
+        return
     holder: list[BackfillSummary] = []
     with contextlib.ExitStack() as stack:
         advance: Callable[[int], None] = lambda n: None  # noqa: E731

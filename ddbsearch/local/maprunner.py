@@ -213,9 +213,18 @@ class MapRun:
         ]
         for w in workers:
             w.start()
+        closed = False
         while any(w.is_alive() for w in workers):
             for w in workers:
                 w.join(0.2)
+            if self.stop.is_set() and not closed:
+                # Stopped: end the invocations in flight now, as StopExecution does,
+                # rather than wait up to a function timeout for them.
+                closed = True
+                with self._lock:
+                    functions = list(self._functions)
+                for fn in functions:
+                    fn.close()
             self._save()
         for fn in self._functions:
             fn.close()

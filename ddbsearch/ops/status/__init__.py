@@ -251,4 +251,29 @@ def collect_status(
     report.checks.extend(_backend(target).pipeline_checks(target, table, max_lag_seconds, now))
     report.checks.append(guard("dead-letter queue", lambda: _dlq_check(target)))
     report.checks.append(guard("verify", lambda: _verify_check(target, now)))
+    load = guard("export load", lambda: _export_load_check(target))
+    if load.state != "unknown":  # shown only when a load was recorded
+        report.checks.append(load)
     return report
+
+
+def _export_load_check(target: Target) -> Check:
+    """The recorded export load: running or finished (ok), interrupted or failed (warn)."""
+    from ddbsearch.ops import export_load
+
+    current = export_load.progress(target)
+    if current is None:
+        return Check("export load", "unknown", "no export load recorded")
+    done = f"{current.files_done}/{current.files_total} files, {current.items_done:,} items"
+    if current.running:
+        eta = current.eta_seconds
+        summary = f"running: {done}, {current.items_per_second:,.0f} items/s" + (
+            f", ETA {eta / 60:,.0f} min" if eta is not None else ""
+        )
+        state: State = "ok"
+    elif current.state == "SUCCEEDED" and not current.files_failed:
+        summary, state = f"finished: {done}", "ok"
+    else:
+        failed = f", {current.files_failed} file(s) failed" if current.files_failed else ""
+        summary, state = f"{current.state.lower()}: {done}{failed}", "warn"
+    return Check("export load", state, summary, current.to_json())
