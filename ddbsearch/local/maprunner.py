@@ -20,7 +20,8 @@ event source mapping's:
   dead-letter queue) get a few attempts; ``ExportFileError`` is not retried.
 * **Tolerated failures.** The run fails (``States.ExceedToleratedFailureThreshold``)
   once more files failed than ``tolerated_failure_count`` or a larger share than
-  ``tolerated_failure_percentage``; it then starts no new file.
+  ``tolerated_failure_percentage`` (either exceeded, as Step Functions does); it
+  then starts no new file.
 * **ResultWriter.** The result goes to S3 as Step Functions writes it:
   ``<prefix>/<run id>/manifest.json`` plus ``SUCCEEDED_0.json`` / ``FAILED_0.json``.
 
@@ -80,8 +81,10 @@ class MapConfig:
     """The Distributed Map's settings (terraform/modules/loader repeats them)."""
 
     max_concurrency: int = 4
-    tolerated_failure_percentage: float = 0.0
-    tolerated_failure_count: int = 0
+    # As in ASL: a threshold left out is not applied, and with neither any failure
+    # fails the run; with both, exceeding either fails it (terraform sets the percentage).
+    tolerated_failure_percentage: float | None = 0.0
+    tolerated_failure_count: int | None = None
     throttle_retry: Retrier = Retrier(max_attempts=12, interval_seconds=2.0)
     error_retry: Retrier = Retrier(max_attempts=3, interval_seconds=1.0)
 
@@ -89,8 +92,13 @@ class MapConfig:
     def from_json(cls, data: Mapping[str, Any]) -> MapConfig:
         return cls(
             max_concurrency=int(data.get("max_concurrency", 4)),
-            tolerated_failure_percentage=float(data.get("tolerated_failure_percentage", 0.0)),
-            tolerated_failure_count=int(data.get("tolerated_failure_count", 0)),
+            tolerated_failure_percentage=_optional(
+                float,
+                data,
+                "tolerated_failure_percentage",
+                None if "tolerated_failure_count" in data else 0.0,
+            ),
+            tolerated_failure_count=_optional(int, data, "tolerated_failure_count", None),
             throttle_retry=Retrier(**data["throttle_retry"])
             if "throttle_retry" in data
             else cls.throttle_retry,
@@ -98,6 +106,11 @@ class MapConfig:
             if "error_retry" in data
             else cls.error_retry,
         )
+
+
+def _optional(kind: Callable[[Any], Any], data: Mapping[str, Any], name: str, default: Any) -> Any:
+    value = data.get(name, default)
+    return None if value is None else kind(value)
 
 
 @dataclass(frozen=True)
@@ -200,7 +213,7 @@ class MapRun:
                 f.status = SUCCEEDED if old.get("status") == SUCCEEDED else "PENDING"
             self.files.append(f)
         self.started_at = float(previous.get("started_at") or time.time())
-        self.resumed = int(previous.get("resumed", -1)) + 1
+        self.resumed = int(previous.get("resumed", 0)) + 1 if previous else 0
 
     # ------------------------------------------------------------------ run
 
@@ -337,10 +350,15 @@ class MapRun:
     def _over_threshold(self, failed: int) -> bool:
         if failed == 0:
             return False
-        total = max(1, len(self.files))
-        return (
-            failed > self.config.tolerated_failure_count
-            and failed * 100.0 / total > self.config.tolerated_failure_percentage
+        count, percentage = (
+            self.config.tolerated_failure_count,
+            self.config.tolerated_failure_percentage,
+        )
+        if count is None and percentage is None:
+            return True
+        share = failed * 100.0 / max(1, len(self.files))
+        return (count is not None and failed > count) or (
+            percentage is not None and share > percentage
         )
 
     # ------------------------------------------------------------------ records

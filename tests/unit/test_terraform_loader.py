@@ -66,7 +66,6 @@ def asl(**values: Any) -> dict[str, Any]:
         "bucket": "b",
         "max_concurrency": 8,
         "tolerated_failure_percentage": 0,
-        "tolerated_failure_count": 0,
         **values,
     }
     for name, value in defaults.items():

@@ -205,7 +205,6 @@ resource "aws_sfn_state_machine" "this" {
     bucket                       = aws_s3_bucket.exports.id
     max_concurrency              = var.max_concurrency
     tolerated_failure_percentage = var.tolerated_failure_percentage
-    tolerated_failure_count      = var.tolerated_failure_count
   })
 
   logging_configuration {

@@ -90,17 +90,6 @@ variable "tolerated_failure_percentage" {
   }
 }
 
-variable "tolerated_failure_count" {
-  type        = number
-  description = "Number of export files that may fail (after retries) before the load fails (ToleratedFailureCount)."
-  default     = 0
-
-  validation {
-    condition     = var.tolerated_failure_count >= 0 && floor(var.tolerated_failure_count) == var.tolerated_failure_count
-    error_message = "tolerated_failure_count must be a whole number, 0 or more."
-  }
-}
-
 variable "timeout_seconds" {
   type        = number
   description = "Loader function timeout; a file not done in time continues in the next invocation."
