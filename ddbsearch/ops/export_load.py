@@ -292,6 +292,11 @@ def start_load(
 ) -> LoadRecord:
     """Start loading a completed export; returns the record written to the state file."""
     bucket, prefix = str(export["S3Bucket"]), str(export.get("S3Prefix") or "")
+    manifest_summary = export.get("ExportManifest")
+    if manifest_summary:
+        # AWS names the export's own folder (AWSDynamoDB/<id>/manifest-summary.json):
+        # list that, so exports sharing a prefix do not mix.
+        prefix = str(manifest_summary).rsplit("/", 1)[0] + "/"
     s3 = aws.client(target, "s3")
     with aws.aws_errors(f"listing s3://{bucket}/{prefix}"):
         manifest, files = list_data_files(s3, bucket, prefix)
