@@ -60,10 +60,11 @@ def _recut(s3: Any, bucket: str, key: str, prefix: str, parts: int) -> list[dict
 
 
 def run(quick: bool = False, *, items: int | None = None) -> Section:
-    from ddbsearch.backfill import run_backfill
     from ddbsearch.local import maprunner
-    from ddbsearch.local.stack import deploy_table, start_stack, stop_stack
+    from ddbsearch.local.deploy import deploy_table
+    from ddbsearch.local.stack import start_stack, stop_stack
     from ddbsearch.ops import export_load
+    from ddbsearch.ops.backfill import run_backfill
 
     started = time.perf_counter()
     count = items or (QUICK_ITEMS if quick else ITEMS)
@@ -100,8 +101,7 @@ def run(quick: bool = False, *, items: int | None = None) -> Section:
         target = deploy_table(
             stack,
             table=data.TABLE,
-            hash_key=("userId", "N"),
-            range_key=("transactionId", "N"),
+            keys=(("userId", "N"), ("transactionId", "N")),
             index="unused",
         )
         transport = SearchTransport(stack.osmem_url, sigv4=False)

@@ -50,6 +50,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ddbsearch import clients, files
+from ddbsearch.local import state
+from ddbsearch.local.processes import process_alive
 from ddbsearch.local.runtime import FunctionConfig, InvokeResult, LocalFunction
 
 log = logging.getLogger("ddbsearch.local.maprunner")
@@ -139,25 +142,12 @@ class LoadSpec:
         return cls(**json.loads((run_dir / SPEC_FILE).read_text()))
 
     def save(self, run_dir: Path) -> None:
-        write_private_json(run_dir / SPEC_FILE, asdict(self))
-
-
-def write_private_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Atomic, 0600 (the directory 0700)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
+        files.write_json(run_dir / SPEC_FILE, asdict(self))
 
 
 def read_progress(run_dir: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((run_dir / PROGRESS_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    """``progress.json`` of a run (the runner is its only writer)."""
+    return files.read_json(run_dir / PROGRESS_FILE)
 
 
 @dataclass
@@ -380,13 +370,11 @@ class MapRun:
         }
 
     def _save(self) -> None:
-        write_private_json(self.run_dir / PROGRESS_FILE, self.snapshot())
+        files.write_json(self.run_dir / PROGRESS_FILE, self.snapshot(), indent=None)
 
     def _write_result(self) -> None:
         """Write the run's result to S3 in ResultWriter's layout."""
-        from ddbsearch.local.supervisor import local_client
-
-        s3 = local_client("s3", self.spec.moto_url)
+        s3 = clients.local_client("s3", self.spec.moto_url, region=self.spec.region)
         prefix = f"{self.spec.result_prefix.rstrip('/')}/{self.spec.run_id}"
         groups: dict[str, list[dict[str, Any]]] = {SUCCEEDED: [], FAILED: [], "PENDING": []}
         for f in self.files:
@@ -432,21 +420,11 @@ def _error_of(result: InvokeResult) -> tuple[str, str]:
 
 
 def _stack_gone(spec: LoadSpec) -> bool:
+    """True once the local stack this load writes to has stopped (its emulators are gone)."""
     if not spec.stack_state:
         return False
-    try:
-        pid = json.loads(Path(spec.stack_state).read_text()).get("pid")
-    except (OSError, ValueError):
-        return True
-    if not isinstance(pid, int):
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    pid = state.recorded_pid(Path(spec.stack_state).parent)
+    return pid is None or not process_alive(pid)
 
 
 def main(argv: list[str] | None = None) -> int:

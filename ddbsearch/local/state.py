@@ -7,6 +7,8 @@ Under the local stack's directory (``<state home>/local``)::
     mappings/<table>.json           the mapping spec deploy writes and the supervisor runs
     mappings/<table>.status.json    MappingStatus: what the table's stream worker reports
     checkpoints/<table>-<id>.json   the stream worker's shard checkpoints (worker.CheckpointStore)
+    loads/<table>/<run>/            an export load's map run: load.json (maprunner.LoadSpec),
+                                    progress.json (maprunner.read_progress), logs
 
 Nobody else opens these files: the supervisor, ``deploy --local``, ``status``
 and the target resolver all go through the functions here.
@@ -165,6 +167,15 @@ def spec_path(root: Path, table: str) -> Path:
 
 def write_mapping_spec(root: Path, table: str, spec: Mapping[str, Any]) -> None:
     files.write_json(spec_path(root, table), spec)
+
+
+def read_mapping_spec(root: Path, table: str) -> dict[str, Any] | None:
+    """The mapping spec deploy wrote for ``table`` (its zip, function settings, environment)."""
+    return files.read_json(spec_path(root, table))
+
+
+def loads_dir(root: Path, table: str) -> Path:
+    return root / "loads" / table
 
 
 def mapping_spec_texts(root: Path) -> Iterator[tuple[str, str]]:

@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ddbsearch import aws
+from ddbsearch import clients, files
 from ddbsearch.core.export import DataFile, export_version, list_data_files
 from ddbsearch.errors import (
     ConfigurationError,
@@ -40,7 +40,7 @@ from ddbsearch.errors import (
     NotFoundError,
     PartialFailure,
 )
-from ddbsearch.local import maprunner
+from ddbsearch.local import maprunner, state
 from ddbsearch.targets import Target, state_home
 
 # Above this table size the default backfill is an export (AWS targets only): a Scan
@@ -96,15 +96,12 @@ def state_path(target: Target) -> Path:
 
 
 def read_record(target: Target) -> LoadRecord | None:
-    try:
-        data = json.loads(state_path(target).read_text())
-    except (OSError, ValueError):
-        return None
-    return LoadRecord.from_json(data) if isinstance(data, dict) else None
+    data = files.read_json(state_path(target))
+    return LoadRecord.from_json(data) if data is not None else None
 
 
 def _write_record(target: Target, record: LoadRecord) -> None:
-    maprunner.write_private_json(state_path(target), asdict(record))
+    files.write_json(state_path(target), asdict(record))
 
 
 # --------------------------------------------------------------------------- progress
@@ -151,7 +148,7 @@ class LoadProgress:
 
 
 def _require_pitr(ddb: Any, target: Target) -> None:
-    with aws.aws_errors(f"reading the backups of table '{target.table}'"):
+    with clients.aws_errors(f"reading the backups of table '{target.table}'"):
         desc = ddb.describe_continuous_backups(TableName=target.table)
     status = (
         desc.get("ContinuousBackupsDescription", {})
@@ -178,11 +175,11 @@ def _require_pitr(ddb: Any, target: Target) -> None:
 
 def _export_bucket(target: Target) -> str:
     if target.kind == "local":
-        s3 = aws.client(target, "s3")
+        s3 = clients.client(target, "s3")
         with contextlib.suppress(Exception):
             s3.create_bucket(Bucket=LOCAL_EXPORT_BUCKET)
         return LOCAL_EXPORT_BUCKET
-    bucket = target.extra.get("export_bucket")
+    bucket = target.export_bucket
     if not bucket:
         raise NotDeployedError(
             "this stack has no export loader",
@@ -196,14 +193,14 @@ def start_export(target: Target) -> dict[str, Any]:
 
     Each export gets its own S3 prefix, so that listing it finds its files only.
     """
-    ddb = aws.client(target, "dynamodb")
-    with aws.aws_errors(f"describing table '{target.table}'"):
+    ddb = clients.client(target, "dynamodb")
+    with clients.aws_errors(f"describing table '{target.table}'"):
         table_arn = ddb.describe_table(TableName=target.table)["Table"]["TableArn"]
     _require_pitr(ddb, target)
     bucket = _export_bucket(target)
     requested_at = time.time()
     prefix = f"exports/{target.table}/{int(requested_at)}-{uuid.uuid4().hex[:8]}"
-    with aws.aws_errors(f"exporting table '{target.table}'"):
+    with clients.aws_errors(f"exporting table '{target.table}'"):
         desc = ddb.export_table_to_point_in_time(
             TableArn=table_arn,
             S3Bucket=bucket,
@@ -220,8 +217,8 @@ def start_export(target: Target) -> dict[str, Any]:
 
 
 def describe_export(target: Target, export_arn: str) -> dict[str, Any]:
-    ddb = aws.client(target, "dynamodb")
-    with aws.aws_errors(f"describing export {export_arn}"):
+    ddb = clients.client(target, "dynamodb")
+    with clients.aws_errors(f"describing export {export_arn}"):
         desc: dict[str, Any] = ddb.describe_export(ExportArn=export_arn)["ExportDescription"]
     return desc
 
@@ -266,7 +263,7 @@ def _local_export_time(target: Target, export: dict[str, Any]) -> float:
     earliest LastModified is it (within the backfill rule's clock-skew margin)."""
     if target.kind != "local":
         raise InputError(f"export {export['ExportArn']} has no export time to version rows by")
-    s3 = aws.client(target, "s3")
+    s3 = clients.client(target, "s3")
     times = [
         _epoch(o["LastModified"])
         for o in s3.list_objects_v2(
@@ -297,8 +294,8 @@ def start_load(
         # AWS names the export's own folder (AWSDynamoDB/<id>/manifest-summary.json):
         # list that, so exports sharing a prefix do not mix.
         prefix = str(manifest_summary).rsplit("/", 1)[0] + "/"
-    s3 = aws.client(target, "s3")
-    with aws.aws_errors(f"listing s3://{bucket}/{prefix}"):
+    s3 = clients.client(target, "s3")
+    with clients.aws_errors(f"listing s3://{bucket}/{prefix}"):
         manifest, files = list_data_files(s3, bucket, prefix)
     version = export_version(_epoch(export["ExportTime"]))
     key_names = _key_names(target)
@@ -325,14 +322,16 @@ class _Plan:
 
 
 def _key_names(target: Target) -> list[str]:
-    ddb = aws.client(target, "dynamodb")
-    with aws.aws_errors(f"describing table '{target.table}'"):
+    if target.key_names:
+        return list(target.key_names)
+    ddb = clients.client(target, "dynamodb")
+    with clients.aws_errors(f"describing table '{target.table}'"):
         schema = ddb.describe_table(TableName=target.table)["Table"]["KeySchema"]
     return [k["AttributeName"] for k in schema]
 
 
 def _start_aws(target: Target, plan: _Plan) -> LoadRecord:
-    arn = target.extra.get("loader_state_machine_arn")
+    arn = target.loader_state_machine_arn
     if not arn:
         raise NotDeployedError(
             "this stack has no export loader",
@@ -340,7 +339,7 @@ def _start_aws(target: Target, plan: _Plan) -> LoadRecord:
         )
     if plan.manifest is None:
         raise NotFoundError(f"s3://{plan.bucket}/{plan.prefix} has no manifest-files.json")
-    sfn = aws.client(target, "stepfunctions")
+    sfn = clients.client(target, "stepfunctions")
     payload = {
         "bucket": plan.bucket,
         "manifest_key": plan.manifest,
@@ -348,7 +347,7 @@ def _start_aws(target: Target, plan: _Plan) -> LoadRecord:
         "version": plan.version,
     }
     name = f"load-{target.table[:40]}-{int(time.time())}"
-    with aws.aws_errors("starting the export load"):
+    with clients.aws_errors("starting the export load"):
         execution = sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps(payload))[
             "executionArn"
         ]
@@ -359,14 +358,12 @@ def _start_aws(target: Target, plan: _Plan) -> LoadRecord:
 
 
 def _local_mapping(target: Target) -> dict[str, Any]:
-    root = Path(str(target.extra.get("root") or ""))
-    try:
-        spec: dict[str, Any] = json.loads((root / "mappings" / f"{target.table}.json").read_text())
-    except (OSError, ValueError):
+    spec = state.read_mapping_spec(Path(target.root), target.table) if target.root else None
+    if spec is None:
         raise NotDeployedError(
             f"table '{target.table}' is not deployed on the local stack",
             hint="ddbsearch deploy --local",
-        ) from None
+        )
     return spec
 
 
@@ -378,9 +375,9 @@ def _start_local(
     map_settings: dict[str, Any] | None = None,
 ) -> LoadRecord:
     mapping = _local_mapping(target)
-    root = Path(str(target.extra["root"]))
+    root = Path(str(target.root))
     run_id = uuid.uuid4().hex[:12]
-    run_dir = root / "loads" / target.table / run_id
+    run_dir = state.loads_dir(root, target.table) / run_id
     settings = dict(map_settings or {})
     if max_concurrency is not None:
         settings["max_concurrency"] = max_concurrency
@@ -398,7 +395,7 @@ def _start_local(
         function_name=f"{mapping['function_name']}-loader"[:64],
         timeout_seconds=float(mapping.get("timeout_seconds", 120)),
         map=settings,
-        stack_state=str(root / "stack.json"),
+        stack_state=str(state.stack_file(root)),
     )
     spec.save(run_dir)
     pid = spawn_runner(run_dir)
@@ -501,13 +498,13 @@ def _local_progress(record: LoadRecord) -> LoadProgress:
 
 
 def _aws_progress(target: Target, record: LoadRecord) -> LoadProgress:
-    sfn = aws.client(target, "stepfunctions")
-    with aws.aws_errors("describing the export load"):
+    sfn = clients.client(target, "stepfunctions")
+    with clients.aws_errors("describing the export load"):
         execution = sfn.describe_execution(executionArn=record.execution_arn)
         runs = sfn.list_map_runs(executionArn=record.execution_arn).get("mapRuns", [])
     counts: dict[str, Any] = {}
     if runs:
-        with aws.aws_errors("describing the export load's map run"):
+        with clients.aws_errors("describing the export load's map run"):
             counts = sfn.describe_map_run(mapRunArn=runs[0]["mapRunArn"]).get("itemCounts", {})
     total = int(counts.get("total") or record.files)
     done = int(counts.get("succeeded") or 0)
@@ -589,8 +586,8 @@ def cancel(target: Target, *, timeout: float = 15.0) -> LoadProgress | None:
     if record is None:
         return None
     if record.kind == "aws":
-        sfn = aws.client(target, "stepfunctions")
-        with aws.aws_errors("stopping the export load"):
+        sfn = clients.client(target, "stepfunctions")
+        with clients.aws_errors("stopping the export load"):
             sfn.stop_execution(
                 executionArn=record.execution_arn, cause="ddbsearch backfill --cancel"
             )

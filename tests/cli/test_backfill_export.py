@@ -10,10 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from ddbsearch.cli import app
-from ddbsearch.items import generate_transactions
-from ddbsearch.local.stack import deploy_local, destroy_local, running_stack
+from ddbsearch.local.deploy import deploy_local, destroy_local
+from ddbsearch.local.stack import running_stack
 from ddbsearch.ops import export_load
 from ddbsearch.targets import Target
+from ddbsearch.testing.data import generate_transactions
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +73,8 @@ def test_an_aws_table_without_pitr_gets_a_one_line_error_naming_the_fix(
         index="nopitr",
         search_endpoint="https://search.invalid",
         aws_endpoint=moto_endpoint,
-        extra={"export_bucket": "b", "loader_state_machine_arn": "arn:aws:states:x"},
+        export_bucket="b",
+        loader_state_machine_arn="arn:aws:states:x",
     )
     with pytest.raises(export_load.ExportUnavailable) as caught:
         export_load.start_export(target)

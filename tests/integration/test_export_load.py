@@ -25,18 +25,14 @@ import pytest
 
 from ddbsearch.core.documents import backfill_version
 from ddbsearch.core.transport import SearchTransport
-from ddbsearch.local import maprunner, oracle
-from ddbsearch.local.faultproxy import FaultProxy
-from ddbsearch.local.stack import (
-    LocalStack,
-    deploy_table,
-    process_alive,
-    start_stack,
-    stop_stack,
-    wait_until_idle,
-)
+from ddbsearch.local import maprunner, state
+from ddbsearch.local.deploy import deploy_table, wait_until_idle
+from ddbsearch.local.processes import process_alive
+from ddbsearch.local.stack import LocalStack, start_stack, stop_stack
 from ddbsearch.ops import export_load
 from ddbsearch.targets import Target
+from ddbsearch.testing import oracle
+from ddbsearch.testing.faultproxy import FaultProxy
 from tests.integration.local_helpers import wait_for
 
 pytestmark = pytest.mark.integration
@@ -101,9 +97,7 @@ def _create_table_without_stream(stack: LocalStack, table: str) -> Any:
 
 
 def _deploy(stack: LocalStack, table: str) -> Target:
-    return deploy_table(
-        stack, table=table, hash_key=("pk", "S"), range_key=("sk", "N"), index=table.lower()
-    )
+    return deploy_table(stack, table=table, keys=(("pk", "S"), ("sk", "N")), index=table.lower())
 
 
 def test_export_loads_every_type_while_the_stream_writes_and_converges(
@@ -206,7 +200,8 @@ def _spec(
     timeout: float = 30.0,
     **map_settings: Any,
 ) -> maprunner.LoadSpec:
-    mapping = json.loads((stack.root / "mappings" / f"{target.table}.json").read_text())
+    mapping = state.read_mapping_spec(stack.root, target.table)
+    assert mapping is not None
     env = dict(mapping["environment"])
     if endpoint is not None:
         env["OPENSEARCH_ENDPOINT"] = endpoint

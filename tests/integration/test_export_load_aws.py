@@ -54,7 +54,8 @@ def test_the_load_is_an_execution_of_the_stacks_state_machine(moto_endpoint: str
         index=table.lower(),
         search_endpoint="https://search.invalid",
         aws_endpoint=moto_endpoint,
-        extra={"export_bucket": bucket, "loader_state_machine_arn": machine},
+        export_bucket=bucket,
+        loader_state_machine_arn=machine,
     )
     export = {
         "ExportArn": f"arn:aws:dynamodb:us-east-1:123456789012:table/{table}/export/1",
