@@ -11,7 +11,8 @@ prefix of its own (the same rows, the same format), which is what the map fans o
 over. Each load writes a fresh index.
 
 * bulk-only: the rows as pre-built actions through ``BulkIndexer`` in the loader's
-  chunk size (1,000), one stream: the raw limit of the local search backend;
+  chunk size (1,000), with 1, 2 and 4 concurrent streams; the best is the raw limit
+  of the local search backend;
 * Scan backfill: ``run_backfill`` (default segments) on the same table;
 * export load, 2 and 4 loaders: from ``start_load`` to the map run's end (cold
   starts of the runtime children included; the export itself is timed apart).
@@ -24,6 +25,7 @@ import logging
 import os
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,14 @@ def _recut(s3: Any, bucket: str, key: str, prefix: str, parts: int) -> list[dict
         s3.put_object(Bucket=bucket, Key=part, Body=body)
         files.append({"key": part, "size": len(body), "items": None})
     return files
+
+
+def _bulk_part(url: str, index: str, chunks: list[list[Any]]) -> None:
+    indexer = BulkIndexer(SearchTransport(url, sigv4=False), index)
+    for chunk in chunks:
+        report = indexer.run(chunk, deadline=time.monotonic() + 300)
+        if any(r.outcome is not Outcome.INDEXED for r in report.results):
+            raise RuntimeError("bulk-only: some items were not indexed")
 
 
 def run(quick: bool = False, *, items: int | None = None) -> Section:
@@ -116,18 +126,21 @@ def run(quick: bool = False, *, items: int | None = None) -> Section:
         files = _recut(s3, bucket, moto_file.key, "bench-recut", FILES)
         version = backfill_version(time.time())
 
-        # Raw limit: bulk only, pre-built actions, the loader's chunk size.
+        # Raw limit: bulk only, pre-built actions in the loader's chunk size, with 1, 2
+        # and 4 concurrent streams (as many as the loaders), each on a fresh index.
         actions = [action_from_item(i, data.KEY_NAMES, version) for i in data.items(count)]
-        ensure_index(transport, "bulk-only")
-        indexer = BulkIndexer(transport, "bulk-only")
-        t0 = time.perf_counter()
-        for start in range(0, count, CHUNK_ROWS):
-            report = indexer.run(
-                actions[start : start + CHUNK_ROWS], deadline=time.monotonic() + 300
-            )
-            if any(r.outcome is not Outcome.INDEXED for r in report.results):
-                raise RuntimeError("bulk-only: some items were not indexed")
-        bulk_s = time.perf_counter() - t0
+        bulk: dict[int, float] = {}
+        for streams in (1, 2, 4):
+            index = f"bulk-only-{streams}"
+            ensure_index(transport, index)
+            chunks = [actions[n : n + CHUNK_ROWS] for n in range(0, count, CHUNK_ROWS)]
+            t0 = time.perf_counter()
+            parts = [chunks[k::streams] for k in range(streams)]
+            with ThreadPoolExecutor(streams) as pool:
+                futures = [pool.submit(_bulk_part, stack.osmem_url, index, p) for p in parts]
+                for future in futures:
+                    future.result()
+            bulk[streams] = time.perf_counter() - t0
 
         # Scan backfill, same table.
         ensure_index(transport, "scan-backfill")
@@ -171,15 +184,27 @@ def run(quick: bool = False, *, items: int | None = None) -> Section:
             os.environ["DDBSEARCH_HOME"] = old_home
         home.cleanup()
 
-    bulk_rate, scan_rate = count / bulk_s, count / scan_s
+    bulk_rate = max(count / seconds for seconds in bulk.values())
+    scan_rate = count / scan_s
     rows = [
         ("export (moto `ExportTableToPointInTime`; not in the load)", num(count),
          f"{export_s:.2f}", "", ""),
-        ("bulk-only (raw limit of local search, pre-built docs, 1 stream)", num(count),
-         f"{bulk_s:.2f}", num(bulk_rate), "100%"),
-        ("Scan backfill (`run_backfill`, default segments)", num(count),
-         f"{scan_s:.2f}", num(scan_rate), f"{scan_rate / bulk_rate:.0%}"),
     ]  # fmt: skip
+    for streams, seconds in bulk.items():
+        rate = count / seconds
+        rows.append(
+            (
+                f"bulk-only, {streams} stream(s) (pre-built docs, 1,000 per `_bulk`)",
+                num(count),
+                f"{seconds:.2f}",
+                num(rate),
+                f"{rate / bulk_rate:.0%}",
+            )
+        )
+    rows.append(
+        ("Scan backfill (`run_backfill`, default segments)", num(count),
+         f"{scan_s:.2f}", num(scan_rate), f"{scan_rate / bulk_rate:.0%}")
+    )  # fmt: skip
     best = 0.0
     for workers, (seconds, indexed, invocations) in sorted(loads.items()):
         rate = count / seconds
@@ -193,7 +218,9 @@ def run(quick: bool = False, *, items: int | None = None) -> Section:
                 f"**{rate / bulk_rate:.0%}**",
             )
         )
-    section.tables.append(table(("Stage", "Items", "Seconds", "Items/s", "vs. bulk-only"), rows))
+    section.tables.append(
+        table(("Stage", "Items", "Seconds", "Items/s", "vs. best bulk-only"), rows)
+    )
     section.notes += [
         f"{num(count)} items of `{data.TABLE}`; moto's one export file re-cut into {FILES} "
         "files (AWS writes many); each stage on a fresh index, one after the other.",
@@ -204,7 +231,7 @@ def run(quick: bool = False, *, items: int | None = None) -> Section:
     section.metrics = {"bulk_rate": bulk_rate, "scan_rate": scan_rate, "best_rate": best}
     section.targets.append(
         Target(
-            "Export load (best of 2, 4 loaders) vs. bulk-only",
+            "Export load (best of 2, 4 loaders) vs. the best bulk-only (1, 2, 4 streams)",
             f"{num(best)} / {num(bulk_rate)} items/s = {fraction:.0%}",
             f">= {TARGET_FRACTION:.0%}",
             fraction >= TARGET_FRACTION,

@@ -18,6 +18,9 @@ put
     write items to the table; its stream indexes them
 backfill
     index the items a table already holds (parallel Scan, paced, resumable)
+load_export, export_load_progress, cancel_export_load
+    the same from a DynamoDB export, loaded on AWS (Step Functions) or by the local
+    map runner; the load outlives the caller (``backfill --from-export``)
 search
     query the index
 status
@@ -50,6 +53,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "plan": ("ddbsearch.ops.deploy", "plan"),
     "put": ("ddbsearch.ops.put", "put"),
     "backfill": ("ddbsearch.ops.backfill", "run_backfill"),
+    "load_export": ("ddbsearch.ops.export_load", "start_or_attach"),
+    "export_load_progress": ("ddbsearch.ops.export_load", "progress"),
+    "cancel_export_load": ("ddbsearch.ops.export_load", "cancel"),
     "search": ("ddbsearch.ops.search", "search"),
     "status": ("ddbsearch.ops.status", "collect_status"),
     "redrive": ("ddbsearch.ops.redrive", "redrive"),
@@ -69,6 +75,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "PlanReport": ("ddbsearch.ops.deploy", "PlanReport"),
     "WriteReport": ("ddbsearch.ops.put", "WriteReport"),
     "BackfillSummary": ("ddbsearch.ops.backfill", "BackfillSummary"),
+    "LoadProgress": ("ddbsearch.ops.export_load", "LoadProgress"),
     "SearchResult": ("ddbsearch.ops.search", "SearchResult"),
     "Hit": ("ddbsearch.ops.search", "Hit"),
     "StatusReport": ("ddbsearch.ops.status", "StatusReport"),
@@ -86,10 +93,11 @@ _EXPORTS: dict[str, tuple[str, str]] = {
 
 __all__ = [
     "BackfillSummary", "Check", "DdbsearchError", "DeployEvents", "DeployReport",
-    "DestroyReport", "Difference", "ExitCode", "Explanation", "Hit", "PlanReport",
-    "RedriveReport", "ReindexEvents", "ReindexSummary", "SearchRequest", "SearchResult",
-    "StackSettings", "StatusReport", "Target", "VerifyReport", "WriteReport", "abort_reindex",
-    "backfill", "deploy", "destroy", "explain", "plan", "put", "redrive", "reindex",
+    "DestroyReport", "Difference", "ExitCode", "Explanation", "Hit", "LoadProgress",
+    "PlanReport", "RedriveReport", "ReindexEvents", "ReindexSummary", "SearchRequest",
+    "SearchResult", "StackSettings", "StatusReport", "Target", "VerifyReport", "WriteReport",
+    "abort_reindex", "backfill", "cancel_export_load", "deploy", "destroy", "explain",
+    "export_load_progress", "load_export", "plan", "put", "redrive", "reindex",
     "resolve_target", "search", "status", "verify",
 ]  # fmt: skip
 
@@ -108,6 +116,10 @@ if TYPE_CHECKING:  # mypy and editors see the real names; at run time they stay 
         plan,
     )
     from ddbsearch.ops.explain import Explanation, explain
+    from ddbsearch.ops.export_load import LoadProgress
+    from ddbsearch.ops.export_load import cancel as cancel_export_load
+    from ddbsearch.ops.export_load import progress as export_load_progress
+    from ddbsearch.ops.export_load import start_or_attach as load_export
     from ddbsearch.ops.put import WriteReport, put
     from ddbsearch.ops.redrive import RedriveReport, redrive
     from ddbsearch.ops.reindex import ReindexEvents, ReindexSummary, abort_reindex

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from ddbsearch import clients, files
+from ddbsearch.core.pacing import backoff_delay
 from ddbsearch.local import state
 from ddbsearch.local.processes import process_alive
 from ddbsearch.local.runtime import FunctionConfig, InvokeResult, LocalFunction
@@ -68,15 +69,18 @@ NOT_RETRIED = frozenset({"ExportFileError", "Runtime.ImportModuleError"})
 
 @dataclass(frozen=True)
 class Retrier:
+    """One entry of the state's ``Retry`` list (``BackoffRate`` 2, ``JitterStrategy: FULL``)."""
+
     max_attempts: int
     interval_seconds: float
-    backoff_rate: float = 2.0
     max_delay_seconds: float = 60.0
+    backoff_rate: float = field(default=2.0, init=False)  # what core.pacing's backoff does
 
     def delay(self, attempt: int, jitter: Callable[[], float] = random.random) -> float:
-        """Delay before retry ``attempt`` (1-based), fully jittered (``JitterStrategy: FULL``)."""
-        base = self.interval_seconds * self.backoff_rate ** (attempt - 1)
-        return min(self.max_delay_seconds, base) * jitter()
+        """Delay before retry ``attempt`` (1-based): the project's one backoff."""
+        return backoff_delay(
+            attempt - 1, base=self.interval_seconds, cap=self.max_delay_seconds, jitter=jitter
+        )
 
 
 @dataclass(frozen=True)
