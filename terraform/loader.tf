@@ -8,6 +8,7 @@ module "loader" {
 
   name                = var.name
   table_name          = module.table.name
+  table_arn           = module.table.arn
   lambda_zip_path     = var.lambda_zip_path
   opensearch_endpoint = "https://${local.domain.endpoint}"
   index_name          = local.index_name

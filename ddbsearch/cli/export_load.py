@@ -149,8 +149,13 @@ def cancel(target: Target, *, json_output: bool) -> None:
         return
     if json_output:
         emit_json(current.to_json())
+    elif current.state == "ABORTED":
+        console.info(
+            f"export load of {target.table} stopped: "
+            f"{current.files_done}/{current.files_total} files were loaded"
+        )
     else:
         console.info(
-            f"export load of {target.table} stopped ({current.state.lower()}): "
-            f"{current.files_done}/{current.files_total} files loaded"
+            f"no export load of {target.table} is running (the last one ended "
+            f"{current.state.lower()})"
         )

@@ -448,6 +448,8 @@ def load_file(indexer: Any, event: Mapping[str, Any], context: Any) -> dict[str,
     same settings, same bulk indexer and dead-letter queue)."""
     from ddbsearch.core.template import ensure_index
 
+    if event.get("op") == "describe_export":
+        return describe_export(event)
     started = time.monotonic()
     request = LoadRequest.from_event(event)
     deadline = budget_deadline(context)
@@ -471,3 +473,42 @@ def load_file(indexer: Any, event: Mapping[str, Any], context: Any) -> dict[str,
     out.write(json.dumps(line, separators=(",", ":")) + "\n")
     out.flush()
     return result.to_json()
+
+
+def describe_export(event: Mapping[str, Any], *, dynamodb: Any = None) -> dict[str, Any]:
+    """The state machine's first step: where an export stands, and what to load once done.
+
+    ``{"op": "describe_export", "export_arn": ...}`` -> ``{"status", "bucket",
+    "manifest_key", "version", "items"}``; the state machine waits while the status is
+    IN_PROGRESS, so the load starts on AWS's side even when the operator has left.
+    """
+    arn = event.get("export_arn")
+    if not isinstance(arn, str) or not arn:
+        raise ExportFileError("describe_export needs an export_arn")
+    if dynamodb is None:
+        import botocore.session
+
+        dynamodb = botocore.session.get_session().create_client("dynamodb")
+    desc = dynamodb.describe_export(ExportArn=arn)["ExportDescription"]
+    status = str(desc.get("ExportStatus") or "IN_PROGRESS")
+    # Every key is always there (null until known): the state's ResultSelector reads them.
+    out: dict[str, Any] = {
+        "status": status,
+        "bucket": desc.get("S3Bucket"),
+        "manifest_key": None,
+        "version": None,
+        "items": None,
+        "failure": None,
+    }
+    if status == "COMPLETED":
+        summary = desc.get("ExportManifest")
+        export_time = desc.get("ExportTime")
+        if not summary or export_time is None:
+            raise ExportFileError(f"export {arn} has no manifest or no export time")
+        out["manifest_key"] = str(summary).rsplit("/", 1)[0] + "/" + MANIFEST_FILES
+        seconds = export_time.timestamp() if hasattr(export_time, "timestamp") else export_time
+        out["version"] = export_version(float(seconds))
+        out["items"] = desc.get("ItemCount")
+    elif status == "FAILED":
+        out["failure"] = f"{desc.get('FailureCode') or ''} {desc.get('FailureMessage') or ''}"
+    return out

@@ -70,12 +70,13 @@ class LoadRecord:
     index: str
     export_arn: str
     started_at: float
-    version: int
+    version: int | None  # None on AWS until the state machine has read the export
     files: int
     items: int | None = None
     run_dir: str | None = None  # local
     pid: int | None = None  # local: the map runner
     execution_arn: str | None = None  # aws
+    cancelled: bool = False  # --cancel stopped it: never resumed
     format: int = STATE_FORMAT
 
     @classmethod
@@ -287,7 +288,16 @@ def _epoch(value: Any) -> float:
 def start_load(
     target: Target, export: dict[str, Any], *, max_concurrency: int | None = None
 ) -> LoadRecord:
-    """Start loading a completed export; returns the record written to the state file."""
+    """Start the load of an export; returns the record written to the state file.
+
+    On AWS the export may still be running: the state machine waits for it, lists its
+    files and loads them (the CLI can leave at once). Locally the export is complete
+    (moto writes it at once) and the map runner gets the list of files.
+    """
+    if target.kind == "aws":
+        record = _start_aws(target, export)
+        _write_record(target, record)
+        return record
     bucket, prefix = str(export["S3Bucket"]), str(export.get("S3Prefix") or "")
     manifest_summary = export.get("ExportManifest")
     if manifest_summary:
@@ -301,10 +311,7 @@ def start_load(
     key_names = _key_names(target)
     items = export.get("ItemCount")
     plan = _Plan(str(export["ExportArn"]), bucket, prefix, manifest, files, key_names, version)
-    if target.kind == "local":
-        record = _start_local(target, plan, max_concurrency)
-    else:
-        record = _start_aws(target, plan)
+    record = _start_local(target, plan, max_concurrency)
     record = LoadRecord(**{**asdict(record), "items": int(items) if items is not None else None})
     _write_record(target, record)
     return record
@@ -330,30 +337,23 @@ def _key_names(target: Target) -> list[str]:
     return [k["AttributeName"] for k in schema]
 
 
-def _start_aws(target: Target, plan: _Plan) -> LoadRecord:
+def _start_aws(target: Target, export: dict[str, Any]) -> LoadRecord:
     arn = target.loader_state_machine_arn
     if not arn:
         raise NotDeployedError(
             "this stack has no export loader",
             hint="deploy again with export_loader_enabled = true (the default)",
         )
-    if plan.manifest is None:
-        raise NotFoundError(f"s3://{plan.bucket}/{plan.prefix} has no manifest-files.json")
     sfn = clients.client(target, "stepfunctions")
-    payload = {
-        "bucket": plan.bucket,
-        "manifest_key": plan.manifest,
-        "key_names": plan.key_names,
-        "version": plan.version,
-    }
+    payload = {"export_arn": str(export["ExportArn"]), "key_names": _key_names(target)}
     name = f"load-{target.table[:40]}-{int(time.time())}"
     with clients.aws_errors("starting the export load"):
-        execution = sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps(payload))[
-            "executionArn"
-        ]
+        execution = sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps(payload))
+    items = export.get("ItemCount")
     return LoadRecord(
-        "aws", target.table, target.index, plan.export_arn, time.time(), plan.version,
-        len(plan.files), execution_arn=str(execution),
+        "aws", target.table, target.index, str(export["ExportArn"]), time.time(), None, 0,
+        items=int(items) if items is not None else None,
+        execution_arn=str(execution["executionArn"]),
     )  # fmt: skip
 
 
@@ -474,7 +474,8 @@ def _local_progress(record: LoadRecord) -> LoadProgress:
     files = data.get("files", [])
     state = str(data.get("state") or "RUNNING")
     if state == "RUNNING" and not _alive(record.pid):
-        state = "INTERRUPTED"  # the runner died (killed, machine restarted): resumable
+        # The runner died (killed, machine restarted): resumable, unless cancelled.
+        state = "ABORTED" if record.cancelled else "INTERRUPTED"
     started = float(data.get("started_at") or record.started_at)
     end = float(data.get("updated_at") or time.time()) if state != "RUNNING" else time.time()
     return LoadProgress(
@@ -508,6 +509,13 @@ def _aws_progress(target: Target, record: LoadRecord) -> LoadProgress:
             counts = sfn.describe_map_run(mapRunArn=runs[0]["mapRunArn"]).get("itemCounts", {})
     total = int(counts.get("total") or record.files)
     done = int(counts.get("succeeded") or 0)
+    status = str(execution["status"])
+    if status == "RUNNING" and not runs:
+        status = "EXPORTING"  # the state machine is still waiting for the export
+    if record.items is None and status != "EXPORTING":
+        with contextlib.suppress(DdbsearchError):
+            count = describe_export(target, record.export_arn).get("ItemCount")
+            record = LoadRecord(**{**asdict(record), "items": count})
     stop = execution.get("stopDate")
     started = _epoch(execution["startDate"])
     end = _epoch(stop) if stop is not None else time.time()
@@ -515,7 +523,7 @@ def _aws_progress(target: Target, record: LoadRecord) -> LoadProgress:
     # Step Functions counts files; items done are estimated from the files' share.
     items_done = round((items_total or 0) * done / total) if total else 0
     return LoadProgress(
-        state=str(execution["status"]),
+        state=status,
         export_arn=record.export_arn,
         files_total=total,
         files_done=done,
@@ -586,6 +594,9 @@ def cancel(target: Target, *, timeout: float = 15.0) -> LoadProgress | None:
     if record is None:
         return None
     if record.kind == "aws":
+        current = progress(target, record)
+        if current is not None and not current.running:
+            return current  # nothing to stop
         sfn = clients.client(target, "stepfunctions")
         with clients.aws_errors("stopping the export load"):
             sfn.stop_execution(
@@ -593,6 +604,9 @@ def cancel(target: Target, *, timeout: float = 15.0) -> LoadProgress | None:
             )
         return progress(target, record)
     pid = record.pid
+    if _local_progress(record).state in ("RUNNING", "INTERRUPTED"):
+        record = LoadRecord(**{**asdict(record), "cancelled": True})
+        _write_record(target, record)
     if pid is not None and _alive(pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGTERM)
@@ -640,12 +654,23 @@ def start_or_attach(
 ) -> StartedLoad:
     """Attach to the target's running load, resume an interrupted local one, or start one."""
     record = read_record(target)
-    if record is not None and export_arn is None:
+    if record is not None:
         current = progress(target, record)
         if current is not None and current.running:
+            if export_arn is not None and export_arn != record.export_arn:
+                raise InputError(
+                    f"an export load of {target.table} is running already",
+                    hint="follow it with 'ddbsearch backfill --from-export', or --cancel it",
+                )
             return StartedLoad(record, attached=True)
-        if current is not None and current.state == "INTERRUPTED":
+        if current is not None and current.state == "INTERRUPTED" and export_arn is None:
             return StartedLoad(resume_local(target, record), attached=True, resumed=True)
+    if target.kind == "aws":
+        # The state machine waits for the export itself: start it and return.
+        export = describe_export(target, export_arn) if export_arn else start_export(target)
+        if export.get("ExportStatus") == "FAILED":
+            raise InputError(f"export {export['ExportArn']} failed; start another one")
+        return StartedLoad(start_load(target, export), attached=False)
     if export_arn is not None:
         export = describe_export(target, export_arn)
         if export.get("ExportStatus") == "IN_PROGRESS":

@@ -45,7 +45,7 @@ def test_from_export_loads_the_table_then_status_shows_it_and_cancel_says_so() -
 
         cancelled = runner.invoke(app, ["backfill", "--cancel", "--local"])
         assert cancelled.exit_code == 0, cancelled.output
-        assert "stopped (succeeded)" in cancelled.stderr
+        assert "no export load of UsersTransactions is running" in cancelled.stderr
 
         # --scan with an export option is a usage error.
         both = runner.invoke(app, ["backfill", "--scan", "--detach", "--local"])

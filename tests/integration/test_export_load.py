@@ -322,7 +322,12 @@ def test_cancel_stops_the_runner_and_its_functions(
     assert _group_alive(record.pid) == []
     progress = export_load.progress(rules_target)
     assert progress is not None
-    assert not progress.running
+    assert progress.state == "ABORTED"
+    # A cancelled load is not resumed: the next run starts afresh (here: no table export
+    # is wanted, so only the record is checked).
+    record_after = export_load.read_record(rules_target)
+    assert record_after is not None
+    assert record_after.cancelled
 
 
 def test_a_killed_runner_resumes_without_reloading_finished_files(

@@ -315,3 +315,43 @@ def test_unreadable_files_are_permanent_errors() -> None:
         load.load(request("d/plain.json.gz"), deadline=time.monotonic() + 5)
     with pytest.raises(ExportFileError, match="NoSuchKey"):
         load.load(request("d/missing.json.gz"), deadline=time.monotonic() + 5)
+
+
+def test_describe_export_answers_where_to_load_from_once_complete() -> None:
+    from datetime import datetime, timezone
+
+    from ddbsearch.core.export import describe_export
+
+    class Ddb:
+        def __init__(self, desc: dict[str, Any]) -> None:
+            self.desc = desc
+
+        def describe_export(self, *, ExportArn: str) -> dict[str, Any]:
+            assert ExportArn == "arn:e"
+            return {"ExportDescription": self.desc}
+
+    done = Ddb(
+        {
+            "ExportStatus": "COMPLETED",
+            "S3Bucket": "b",
+            "ExportManifest": f"p/{EXPORT}/manifest-summary.json",
+            "ExportTime": datetime.fromtimestamp(EXPORT_TIME, tz=timezone.utc),
+            "ItemCount": 7,
+        }
+    )
+    answer = describe_export({"op": "describe_export", "export_arn": "arn:e"}, dynamodb=done)
+    assert answer["status"] == "COMPLETED"
+    assert answer["manifest_key"] == f"p/{EXPORT}/manifest-files.json"
+    assert answer["version"] == backfill_version(EXPORT_TIME)
+    assert answer["items"] == 7
+    running = Ddb({"ExportStatus": "IN_PROGRESS", "S3Bucket": "b"})
+    assert describe_export({"export_arn": "arn:e"}, dynamodb=running) == {
+        "status": "IN_PROGRESS",
+        "bucket": "b",
+        "manifest_key": None,
+        "version": None,
+        "items": None,
+        "failure": None,
+    }
+    with pytest.raises(ExportFileError):
+        describe_export({}, dynamodb=running)

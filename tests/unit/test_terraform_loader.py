@@ -95,6 +95,32 @@ def test_the_map_reads_the_manifest_as_json_lines_and_writes_its_result_to_s3() 
     assert writer["Parameters"]["Prefix"] == "load-results"
 
 
+def test_the_execution_waits_for_the_export_before_loading() -> None:
+    machine = asl()
+    assert machine["StartAt"] == "DescribeExport"
+    states = machine["States"]
+    describe = states["DescribeExport"]
+    assert describe["Parameters"]["Payload"] == {
+        "op": "describe_export",
+        "export_arn.$": "$.export_arn",
+    }
+    choices = {c["StringEquals"]: c["Next"] for c in states["ExportDone"]["Choices"]}
+    assert choices == {"COMPLETED": "Plan", "FAILED": "ExportFailed"}
+    assert states["ExportDone"]["Default"] == "WaitForExport"
+    assert states["WaitForExport"]["Next"] == "DescribeExport"
+    assert states["Plan"]["Next"] == "LoadFiles"
+    # What the loader answers has every key the ResultSelector reads.
+    selected = {k.removesuffix(".$") for k in describe["ResultSelector"]}
+    from ddbsearch.core.export import describe_export
+
+    class Ddb:
+        def describe_export(self, **_: object) -> dict[str, object]:
+            return {"ExportDescription": {"ExportStatus": "IN_PROGRESS", "S3Bucket": "b"}}
+
+    answer = describe_export({"export_arn": "arn:x"}, dynamodb=Ddb())
+    assert selected <= set(answer)
+
+
 def test_a_child_loops_until_the_file_is_complete() -> None:
     states = asl()["States"]["LoadFiles"]["ItemProcessor"]["States"]
     task = states["LoadFile"]
@@ -111,18 +137,20 @@ def test_a_child_loops_until_the_file_is_complete() -> None:
 
 def test_retries_match_the_local_map_runner_and_file_errors_are_not_retried() -> None:
     retry = asl()["States"]["LoadFiles"]["ItemProcessor"]["States"]["LoadFile"]["Retry"]
-    throttle, error = retry
-    config = maprunner.MapConfig()
+    never, throttle, other = retry
+    # Retriers apply in order: a broken file first (never retried), then throttling
+    # (long backoff), then anything else (timeouts, crashes, S3 hiccups: a few attempts).
+    assert set(never["ErrorEquals"]) == set(maprunner.NOT_RETRIED)
+    assert never["MaxAttempts"] == 0
     assert set(throttle["ErrorEquals"]) == set(maprunner.THROTTLE_ERRORS)
-    for rule, local in ((throttle, config.throttle_retry), (error, config.error_retry)):
+    assert other["ErrorEquals"] == ["States.ALL"]
+    config = maprunner.MapConfig()
+    for rule, local in ((throttle, config.throttle_retry), (other, config.error_retry)):
         assert rule["MaxAttempts"] == local.max_attempts
         assert rule["IntervalSeconds"] == local.interval_seconds
         assert rule["BackoffRate"] == local.backoff_rate
         assert rule["MaxDelaySeconds"] == local.max_delay_seconds
         assert rule["JitterStrategy"] == "FULL"
-    retried = {e for rule in retry for e in rule["ErrorEquals"]}
-    assert not retried & maprunner.NOT_RETRIED
-    assert "States.ALL" not in retried
 
 
 def test_the_loader_is_the_indexer_zip_with_handler_load_file() -> None:
@@ -186,6 +214,7 @@ def test_the_loader_may_read_exports_write_the_domain_and_nothing_else() -> None
     _check_exact(
         statements,
         {
+            "DescribeTableExports": ({"dynamodb:DescribeExport"}, ["${var.table_arn}/export/*"]),
             "ReadExportFiles": (
                 {"s3:GetObject"},
                 ["${aws_s3_bucket.exports.arn}/${local.exports_prefix}*"],

@@ -1,6 +1,7 @@
 # Least privilege. The state machine may read the export's manifest, write its
 # results, invoke the loader and run its own child executions; the loader may
-# read export files, write the domain, dead-letter rows and log. Nothing else.
+# describe this table's exports, read export files, write the domain, dead-letter
+# rows and log. Nothing else.
 
 # --------------------------------------------------------------------------- loader function
 
@@ -25,6 +26,13 @@ resource "aws_iam_role" "function" {
 }
 
 data "aws_iam_policy_document" "function" {
+  statement {
+    sid       = "DescribeTableExports"
+    effect    = "Allow"
+    actions   = ["dynamodb:DescribeExport"]
+    resources = ["${var.table_arn}/export/*"]
+  }
+
   statement {
     sid       = "ReadExportFiles"
     effect    = "Allow"

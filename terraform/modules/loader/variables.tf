@@ -19,6 +19,11 @@ variable "table_name" {
   description = "Name of the table whose exports are loaded (descriptions only)."
 }
 
+variable "table_arn" {
+  type        = string
+  description = "ARN of the table: the loader may describe its exports (the state machine waits for one)."
+}
+
 variable "lambda_zip_path" {
   type        = string
   description = "Path of the indexer zip ('ddbsearch package'); the loader runs its handler.load_file."
