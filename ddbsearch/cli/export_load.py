@@ -32,9 +32,15 @@ def _say_started(started: Any, *, json_output: bool) -> None:
         )
     elif started.attached:
         console.info(f"attached to the export load of {record.table} already running")
+    elif record.kind == "aws":
+        console.info(
+            f"started the export load of {record.table} on AWS (Step Functions): it waits "
+            "for the export, then loads its files"
+        )
     else:
-        where = "on AWS (Step Functions)" if record.kind == "aws" else "in the local map runner"
-        console.info(f"loading {record.files} export file(s) of {record.table} {where}")
+        console.info(
+            f"loading {record.files} export file(s) of {record.table} in the local map runner"
+        )
     console.info(
         "the load continues if this command stops: 'ddbsearch backfill --from-export' "
         "attaches again, '--cancel' stops it"
