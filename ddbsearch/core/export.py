@@ -8,12 +8,15 @@ and ``manifest-files.json`` (JSON lines, one ``{"dataFileS3Key": ...,
 "itemCount": ...}`` per data file). moto writes the data file only, so the file
 list comes from the manifest when there is one and from the prefix otherwise.
 
-Each row becomes the same :class:`~ddbsearch.core.documents.Action` Scan
-backfill makes (:func:`~ddbsearch.core.documents.action_from_item`), at the
-backfill version of the export time: every stream change made after the export
-carries a higher version and wins, so the stream keeps running during the load.
-A row that can never be indexed is dead-lettered with its reason, and any older
-copy of its document is deleted at that version, as on the stream path.
+Each row becomes, for every live generation the stream handler writes (the
+index's alias and, during a reindex, the building alias), the same
+:class:`~ddbsearch.core.documents.Action` Scan backfill makes
+(:func:`~ddbsearch.core.documents.action_from_item` with that generation's
+configuration), at the backfill version of the export time: every stream change
+made after the export carries a higher version and wins, so the stream keeps
+running during the load. A row that can never be indexed is dead-lettered with its
+reason, and any older copy of its document is deleted at that version, as on the
+stream path.
 
 One invocation loads lines from ``start_line`` until the file ends (``complete``)
 or its time budget runs low; it then answers ``next_line`` and the state machine
@@ -28,13 +31,14 @@ Stdlib + botocore only (S3 through botocore), like the rest of the core.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
 import sys
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -43,6 +47,7 @@ from ddbsearch.core.documents import (
     Action,
     InvalidDocument,
     action_from_item,
+    attribute_version,
     backfill_version,
     document_id,
 )
@@ -74,6 +79,14 @@ class SearchThrottled(Exception):
 
 class DeadLetterUnavailable(Exception):
     """Rows that cannot be indexed could not be sent to the dead-letter queue."""
+
+
+@dataclass(frozen=True)
+class _OwnIndex:
+    """A generation stand-in: the bulk indexer's index, with the original model."""
+
+    name: str
+    config: Any = None
 
 
 @dataclass(frozen=True)
@@ -265,6 +278,7 @@ class ExportLoader:
         region: str | None = None,
         chunk_rows: int = CHUNK_ROWS,
         reserve_seconds: float = RESERVE_SECONDS,
+        live: Callable[[], Sequence[Any]] | None = None,
     ) -> None:
         self.bulk = bulk
         self.dlq = dlq
@@ -272,6 +286,9 @@ class ExportLoader:
         self._region = region
         self.chunk_rows = chunk_rows
         self.reserve = reserve_seconds
+        # The generations every row goes to (the handler's live set); default: the
+        # bulk indexer's own index, as it is.
+        self._live = live or (lambda: [_OwnIndex(bulk.index)])
         self._reserve = reserve_seconds
 
     @property
@@ -345,25 +362,29 @@ class ExportLoader:
         result: LoadResult,
         deadline: float,
     ) -> None:
+        """Index rows into every live generation (as the stream handler writes them)."""
+        live = self._live()
         actions: list[Action] = []
-        lines: list[int] = []
-        rejected: list[tuple[int, Action | None, Mapping[str, Any] | None, str]] = []
-        for number, item in rows:
+        owner: list[int] = []  # the row (position in ``rows``) each action belongs to
+        rejected: dict[int, list[str]] = {}
+        deletes: list[Action] = []
+        for pos, (_number, item) in enumerate(rows):
             if isinstance(item, ExportFileError):
-                rejected.append((number, None, None, f"invalid_row: {item}"))
+                rejected[pos] = [f"invalid_row: {item}"]
                 continue
-            try:
-                actions.append(action_from_item(item, request.key_names, request.version))
-                lines.append(number)
-            except InvalidDocument as exc:
-                keys = _keys_of(item, request.key_names)
-                action = None
-                if keys is not None:
-                    try:
-                        action = Action("delete", document_id(keys), request.version, None, keys)
-                    except InvalidDocument:
-                        action = None
-                rejected.append((number, action, keys, f"invalid_document: {exc.reason}"))
+            for gen in live:
+                try:
+                    action = action_from_item(
+                        item, request.key_names, request.version, gen.config, gen.name
+                    )
+                except InvalidDocument as exc:
+                    rejected.setdefault(pos, []).append(f"{exc.error_type}: {exc.reason}")
+                    delete = _delete_for(item, request, gen)
+                    if delete is not None:
+                        deletes.append(delete)
+                    continue
+                actions.append(action)
+                owner.append(pos)
         report = self.bulk.run(actions, deadline=deadline - self._reserve / 2)
         result.requests += report.requests
         result.retries += report.retries
@@ -375,9 +396,8 @@ class ExportLoader:
                 result.stale += 1
             elif res.outcome is Outcome.PERMANENT:
                 a = actions[n]
-                delete = Action("delete", a.doc_id, a.version, None, a.keys)
-                reason = res.reason or "permanent failure"
-                rejected.append((lines[n], delete, a.keys, reason))
+                rejected.setdefault(owner[n], []).append(res.reason or "permanent failure")
+                deletes.append(Action("delete", a.doc_id, a.version, None, a.keys, None, a.index))
             else:
                 transient += 1
         if transient:
@@ -386,44 +406,69 @@ class ExportLoader:
                 f"(lines {rows[0][0]}-{rows[-1][0]}); retry with backoff"
             )
         if rejected:
-            self._reject(request, rejected, deadline)
+            self._reject(request, rows, rejected, deletes, deadline)
             result.dead_lettered += len(rejected)
         result.rows += len(rows)
 
     def _reject(
         self,
         request: LoadRequest,
-        rejected: Sequence[tuple[int, Action | None, Mapping[str, Any] | None, str]],
+        rows: Sequence[tuple[int, Any]],
+        rejected: Mapping[int, list[str]],
+        deletes: Sequence[Action],
         deadline: float,
     ) -> None:
+        """Delete older copies of the rejected rows (versioned) and dead-letter them."""
         if self.dlq is None:
             raise ExportFileError(
                 f"{len(rejected)} row(s) of {request.key} cannot be indexed and there "
                 "is no dead-letter queue (set DLQ_URL)"
             )
-        deletes = [a for _n, a, _k, _r in rejected if a is not None]
         if deletes:
             report = self.bulk.run(deletes, deadline=deadline - self._reserve / 2)
             if any(not r.outcome.done for r in report.results):
                 raise SearchThrottled(f"deleting older copies of rejected rows of {request.key}")
-        messages = [
-            {
-                "source": "ddbsearch",
-                "reason": reason,
-                "exportBucket": request.bucket,
-                "exportFile": request.key,
-                "line": number,
-                "keys": keys,
-                "documentId": action.doc_id if action is not None else None,
-                "version": request.version,
-            }
-            for number, action, keys, reason in rejected
-        ]
+        messages = []
+        for pos in sorted(rejected):
+            number, item = rows[pos]
+            keys = None if isinstance(item, ExportFileError) else _keys_of(item, request.key_names)
+            doc_id = None
+            if keys is not None:
+                with contextlib.suppress(InvalidDocument):
+                    doc_id = document_id(keys)
+            messages.append(
+                {
+                    "source": "ddbsearch",
+                    "reason": "; ".join(rejected[pos]),
+                    "exportBucket": request.bucket,
+                    "exportFile": request.key,
+                    "line": number,
+                    "keys": keys,
+                    "documentId": doc_id,
+                    "version": request.version,
+                }
+            )
         unsent = self.dlq.send(messages)
         if unsent:
             raise DeadLetterUnavailable(
                 f"{len(unsent)} rejected row(s) of {request.key} could not be dead-lettered"
             )
+
+
+def _delete_for(item: Mapping[str, Any], request: LoadRequest, gen: Any) -> Action | None:
+    """The versioned delete of any older copy of a row a generation rejects (None: no key
+    or no usable version to delete at)."""
+    keys = _keys_of(item, request.key_names)
+    if keys is None:
+        return None
+    config = gen.config
+    try:
+        version = request.version
+        if config is not None and config.version_attribute is not None:
+            version = attribute_version(item, config.version_attribute, delete=True)
+        return Action("delete", document_id(keys, config), version, None, keys, None, gen.name)
+    except InvalidDocument:
+        return None
 
 
 def _keys_of(item: Mapping[str, Any], key_names: Sequence[str]) -> dict[str, Any] | None:
@@ -446,19 +491,19 @@ _loaders: dict[int, ExportLoader] = {}
 def load_file(indexer: Any, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     """The loader entry point's work, with the stream handler's ``Indexer`` (same zip,
     same settings, same bulk indexer and dead-letter queue)."""
-    from ddbsearch.core.template import ensure_index
-
     if event.get("op") == "describe_export":
         return describe_export(event)
     started = time.monotonic()
     request = LoadRequest.from_event(event)
     deadline = budget_deadline(context)
-    if not getattr(indexer, "_index_ready", False):
-        ensure_index(indexer.transport, indexer.settings.index)
-        indexer._index_ready = True
     loader = _loaders.get(id(indexer))
     if loader is None:
-        loader = ExportLoader(indexer.bulk, dlq=indexer.dlq, region=indexer.settings.region)
+        loader = ExportLoader(
+            indexer.bulk,
+            dlq=indexer.dlq,
+            region=indexer.settings.region,
+            live=indexer.live_generations,  # every live generation, as the stream writes
+        )
         _loaders[id(indexer)] = loader
     result = loader.load(request, deadline=deadline)
     line = {

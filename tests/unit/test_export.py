@@ -69,10 +69,11 @@ class FakeSearch:
         self.calls = 0
         self.fail = fail
         self.delay = delay
+        self.written: list[str] = []  # the _index of every op that was applied
 
     def request(self, method: str, path: str, body: bytes | None = None, **_: Any) -> Response:
         assert method == "POST"
-        assert path.startswith("/_bulk")
+        assert path.endswith("/_bulk")
         assert body is not None
         self.calls += 1
         time.sleep(self.delay)  # a slow domain: the invocation's budget is what is tested
@@ -90,6 +91,7 @@ class FakeSearch:
             if current is not None and current[0] > meta["version"]:
                 items.append({op: {"status": 409, "error": {"type": "version_conflict"}}})
             else:
+                self.written.append(meta["_index"])
                 if op == "delete":
                     self.docs.pop(meta["_id"], None)
                 else:
@@ -355,3 +357,20 @@ def test_describe_export_answers_where_to_load_from_once_complete() -> None:
     }
     with pytest.raises(ExportFileError):
         describe_export({}, dynamodb=running)
+
+
+def test_rows_go_to_every_live_generation_like_stream_changes() -> None:
+    from ddbsearch.core.lifecycle import Generation
+
+    items = [every_type(n) for n in range(3)]
+    s3 = FakeS3({"d/1.json.gz": data_file(items)})
+    search = FakeSearch()
+    live = [
+        Generation("idx-000001", None, serving=True, building=False, number=1),
+        Generation("idx-000002", None, serving=False, building=True, number=2),
+    ]
+    bulk = BulkIndexer(search, "idx", backoff_base=0.001, backoff_cap=0.002)  # type: ignore[arg-type]
+    load = ExportLoader(bulk, dlq=FakeDLQ(), s3=s3, live=lambda: live)
+    result = load.load(request("d/1.json.gz"), deadline=time.monotonic() + 30)
+    assert result.rows == 3
+    assert sorted(search.written) == ["idx-000001"] * 3 + ["idx-000002"] * 3
