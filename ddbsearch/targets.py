@@ -9,6 +9,7 @@ command resolves its target from there, so ``ddbsearch search`` just works after
     local/stack.json             the running local stack (ports, pids, target)
     stacks/<name>/target.json    the target of an AWS stack (from terraform outputs)
     stacks/<name>/...            terraform working directory, logs, state
+    loads/<id>.json              the export load recorded for a target (ops/export_load.py)
 """
 
 from __future__ import annotations
