@@ -21,6 +21,7 @@ module "loader" {
   tolerated_failure_percentage = var.export_load_tolerated_failure_percentage
   export_retention_days        = var.export_retention_days
   kms_key_arn                  = var.export_kms_key_arn
+  function_kms_key_arn         = var.function_kms_key_arn
   tracing_enabled              = var.tracing_enabled
   vpc                          = local.function_vpc
   log_retention_days           = var.log_retention_days

@@ -107,3 +107,8 @@ output "export_bucket" {
   description = "Bucket for table exports and load results; null when export_loader_enabled is false."
   value       = one(module.loader[*].export_bucket)
 }
+
+output "loader_role_arn" {
+  description = "ARN of the export loader's role: it sends the indexer's requests (indexer_domain_grants), so under fine-grained access control it is mapped like indexer_role_arn; null when export_loader_enabled is false."
+  value       = one(module.loader[*].role_arn)
+}

@@ -219,10 +219,6 @@ def test_the_loader_may_read_exports_write_the_domain_and_nothing_else() -> None
                 {"s3:GetObject"},
                 ["${aws_s3_bucket.exports.arn}/${local.exports_prefix}*"],
             ),
-            "WriteSearchDomain": (
-                {"es:ESHttpPost", "es:ESHttpPut", "es:ESHttpGet", "es:ESHttpHead"},
-                ["${var.domain_arn}/*"],
-            ),
             "DeadLetter": ({"sqs:SendMessage"}, ["${var.dlq_arn}"]),
             "OwnLogGroup": (
                 {"logs:CreateLogStream", "logs:PutLogEvents"},
@@ -230,6 +226,25 @@ def test_the_loader_may_read_exports_write_the_domain_and_nothing_else() -> None
             ),
         },
     )
+
+
+def test_the_loader_sends_the_domain_exactly_the_indexers_requests() -> None:
+    doc = _block("data", "aws_iam_policy_document", "function")
+    (dynamic,) = [d["statement"] for d in doc["dynamic"] if "statement" in d and
+                  "domain_grants" in str(d["statement"]["for_each"])]  # fmt: skip
+    assert _one(dynamic["for_each"]) == "${var.domain_grants}"
+    content = _one(dynamic["content"])
+    assert _one(content["resources"]) == (
+        '${[for path in statement.value.paths : "${var.domain_arn}/${path}"]}'
+    )
+    root = _load(TERRAFORM)
+    (module,) = [m["loader"] for m in root["module"] if "loader" in m]
+    assert _one(module["domain_grants"]) == "${module.indexer.domain_grants}"
+    # The domain's access policy grants the loader role the indexer's grants, no more.
+    (search,) = [m["search"] for m in root["module"] if "search" in m]
+    assert _one(search["loader_role_arns"]) == "${local.loader_principals}"
+    access = (TERRAFORM / "modules" / "search" / "main.tf").read_text()
+    assert "identifiers = concat([var.indexer_role_arn], var.loader_role_arns)" in access
 
 
 def test_the_state_machine_may_run_its_map_and_nothing_else() -> None:

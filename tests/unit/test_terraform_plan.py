@@ -251,7 +251,13 @@ def test_reference_stack_plans_with_the_real_provider_and_the_operator_is_the_ro
     by_principal = _grants_by_principal(access)
     assert by_principal[outputs["indexer_role_arn"]] == INDEXER
     assert by_principal[plan.role_arn] == OPERATORS  # type: ignore[attr-defined]
-    assert set(by_principal) == {outputs["indexer_role_arn"], plan.role_arn}  # type: ignore[attr-defined]
+    # The export loader (modules/loader) runs the same handler code: the same grants.
+    assert by_principal[outputs["loader_role_arn"]] == INDEXER
+    assert set(by_principal) == {  # type: ignore[attr-defined]
+        outputs["indexer_role_arn"],
+        outputs["loader_role_arn"],
+        plan.role_arn,
+    }
 
 
 def test_an_adopted_table_must_stream_both_images(plan: Plan, moto_endpoint: str) -> None:
@@ -285,6 +291,7 @@ BOB = "arn:aws:iam::123456789012:user/bob"
 DLQ_KEY = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
 ENV_KEY = "arn:aws:kms:us-east-1:123456789012:key/66666666-7777-8888-9999-000000000000"
 INDEXER_ROLE = "arn:aws:iam::123456789012:role/ddbsearch-indexer-role"
+LOADER_ROLE = "arn:aws:iam::123456789012:role/ddbsearch-loader-role"
 
 
 def test_fgac_one_node_vpc_and_customer_keys(plan: Plan) -> None:
@@ -325,6 +332,7 @@ def test_fgac_one_node_vpc_and_customer_keys(plan: Plan) -> None:
     }
     assert by_principal == {
         INDEXER_ROLE: INDEXER,
+        LOADER_ROLE: INDEXER,  # the export loader sends the indexer's requests
         ALICE: OPERATORS | security_api,
         BOB: OPERATORS,
     }

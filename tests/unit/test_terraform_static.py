@@ -362,7 +362,8 @@ def test_domain_access_policy_names_its_principals_never_star() -> None:
         for s in statements
     }
     assert principals == {
-        "${var.indexer_grants}": ["${var.indexer_role_arn}"],
+        # The export loader's role (modules/loader) sends the indexer's requests too.
+        "${var.indexer_grants}": ["${concat(['${var.indexer_role_arn}'],var.loader_role_arns)}"],
         "${local.operator_grants}": ["${var.operator_arns}"],
         "${var.fine_grained_access_control_enabled ? ['${local.master_user_arn}'] : []}": [
             "${statement.value}"

@@ -136,8 +136,8 @@ resource "aws_cloudwatch_log_group" "function" {
 resource "aws_lambda_function" "this" {
   #checkov:skip=CKV_AWS_116:Only the state machine invokes the loader, synchronously, and retries it itself; a function DLQ applies to asynchronous invocations only. Rows that cannot be indexed go to the indexer's dead-letter queue.
   #checkov:skip=CKV_AWS_117:VPC placement is opt-in (variable vpc) and follows the domain; the function needs no VPC to reach a public, IAM-protected domain and S3.
-  #checkov:skip=CKV_AWS_115:Concurrency is bounded by the Distributed Map's MaxConcurrency (max_concurrency); reserving it would take capacity from the account while no load runs.
-  #checkov:skip=CKV_AWS_173:The environment holds no secrets (endpoint, index name, queue URL); Lambda encrypts it at rest with an AWS managed key; a customer managed key is opt-in through kms_key_arn.
+  #checkov:skip=CKV_AWS_115:Concurrency is bounded by the Distributed Map's MaxConcurrency (export_load_max_concurrency); reserving it would take capacity from the account while no load runs.
+  #checkov:skip=CKV_AWS_173:The environment holds no secrets (endpoint, index name, queue URL); Lambda encrypts it at rest with an AWS managed key; a customer managed key is opt-in through function_kms_key_arn.
   #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile the operator owns; the zip is built reproducibly by 'ddbsearch package' and its hash pinned in source_code_hash.
   function_name = local.function_name
   description   = "ddbsearch export loader: DynamoDB export files of ${var.table_name} -> OpenSearch index ${var.index_name}"

@@ -14,8 +14,8 @@ output "function_name" {
 }
 
 output "role_arn" {
-  description = "ARN of the loader function's role (the domain's access policy must admit it)."
-  value       = aws_iam_role.function.arn
+  description = "ARN of the loader function's role (known at plan time, like the indexer's, so the domain's access policy shows in the plan; available once the role exists)."
+  value       = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:role/${aws_iam_role.function.name}"
 }
 
 output "state_machine_role_arn" {
