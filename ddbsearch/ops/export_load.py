@@ -41,6 +41,7 @@ from ddbsearch.errors import (
     PartialFailure,
 )
 from ddbsearch.local import maprunner, state
+from ddbsearch.local.processes import process_alive
 from ddbsearch.targets import Target, state_home
 
 # Above this table size the default backfill is an export (AWS targets only): a Scan
@@ -427,23 +428,18 @@ _spawned: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def _alive(pid: int | None) -> bool:
-    proc = _spawned.get(pid) if pid is not None else None
-    if pid is None or (proc is not None and proc.poll() is not None):
+    """True while ``pid`` is a running map runner (a reused pid is not one)."""
+    if pid is None:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    proc = _spawned.get(pid)
+    if proc is not None and proc.poll() is not None:
+        del _spawned[pid]  # reaped: no zombie, nothing left to track
         return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError, IndexError):
-        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        if stat[0] == "Z":
-            return False
+    if not process_alive(pid):
+        return False
     with contextlib.suppress(OSError):
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        return b"ddbsearch.local.maprunner" in cmdline
-    return True
+        return b"ddbsearch.local.maprunner" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    return True  # no /proc (macOS): trust the pid
 
 
 def resume_local(target: Target, record: LoadRecord) -> LoadRecord:
