@@ -96,9 +96,18 @@ def role_names(stack: str) -> tuple[str, str]:
 
 
 def stack_roles(
-    *, stack: str, index: str, indexer_role_arn: str, operator_arns: Sequence[str]
+    *,
+    stack: str,
+    index: str,
+    indexer_role_arn: str,
+    operator_arns: Sequence[str],
+    loader_role_arns: Sequence[str] = (),
 ) -> tuple[SecurityRole, SecurityRole]:
-    """The two roles and mappings of stack ``stack`` (bodies exactly as sent)."""
+    """The two roles and mappings of stack ``stack`` (bodies exactly as sent).
+
+    ``loader_role_arns``: the export loader's role, which runs the indexer's code and
+    is mapped to the indexer's role.
+    """
     patterns = [index, f"{index}-*"]
     indexer_name, operator_name = role_names(stack)
     users = sorted({a for a in operator_arns if _USER_ARN.match(a)})
@@ -112,7 +121,7 @@ def stack_roles(
                 {"index_patterns": patterns, "allowed_actions": list(INDEXER_INDEX)}
             ],
         },
-        {"backend_roles": [indexer_role_arn], "users": []},
+        {"backend_roles": [indexer_role_arn, *loader_role_arns], "users": []},
     )
     operator = SecurityRole(
         operator_name,

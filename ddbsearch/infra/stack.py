@@ -314,6 +314,9 @@ def apply_security(
         index=target.index,
         indexer_role_arn=str(indexer_arn),
         operator_arns=target.operator_arns,
+        loader_role_arns=[str(outputs["loader_role_arn"])]
+        if outputs.get("loader_role_arn")
+        else [],
     )
     master = outputs.get("master_user_arn")
     try:
@@ -340,7 +343,10 @@ def access_policy_statement(outputs: Mapping[str, Any]) -> dict[str, Any] | None
     return {
         "Sid": "DdbsearchIndexer",
         "Effect": "Allow",
-        "Principal": {"AWS": role},
+        # The export loader (loader_role_arn) sends the indexer's requests too.
+        "Principal": {
+            "AWS": [role, loader] if (loader := outputs.get("loader_role_arn")) else role
+        },
         "Action": actions,
         "Resource": list(dict.fromkeys(paths)),
     }
