@@ -123,6 +123,11 @@ def test_deploy_with_real_terraform_onto_an_existing_domain_then_destroy(
     )["DomainStatus"]
     domain_arn = domain["ARN"]
     args = ["deploy", "--name", name, "--table", table, "--domain-arn", domain_arn]
+    # moto (5.2) does not implement ValidateStateMachineDefinition, which the AWS
+    # provider calls before creating the export loader's state machine, answering 500
+    # (which the provider retries without end): the loader is planned and checked in
+    # tests/unit/test_terraform_loader.py instead.
+    args += ["--var", "export_loader_enabled=false"]
 
     deployed = runner.invoke(app, [*args, "--yes"])
     assert deployed.exit_code == 0, deployed.stderr
