@@ -164,17 +164,19 @@ class SchemaOptions:
 def first_generation_config(
     transport: SearchTransport, index: str, schema: SchemaOptions | None, key_schema: Sequence[str]
 ) -> GenerationConfig | None:
-    """The configuration deploy creates the first generation with (None: the default).
+    """The configuration deploy creates the first generation with (None: keep the index's).
 
     Refused when the index exists already with another configuration: that is
     what ``reindex`` changes, without downtime.
     """
     from ddbsearch.errors import ConfigurationError
 
-    if schema is None or not schema.given:
-        return None
-    config = schema.config(key_schema)
     gens = list_generations(transport, index)
+    if schema is None or not schema.given:
+        # A fresh index: ids in key-schema order (partition key, then sort key), as
+        # OpenSearch Ingestion writes them. An existing one keeps its configuration.
+        return None if gens else GenerationConfig.create(key_schema=key_schema)
+    config = schema.config(key_schema)
     serving = next((g for g in gens if g.serving), None)
     if gens and (serving is None or serving.config != config):
         raise ConfigurationError(

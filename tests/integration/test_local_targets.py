@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from ddbsearch.cli import app
 from ddbsearch.core.documents import document_id
+from ddbsearch.core.generations import GenerationConfig
 from ddbsearch.ops.search import search
 from ddbsearch.targets import load_local_target, resolve_target
 
@@ -60,7 +61,10 @@ def test_deploy_local_adopts_an_existing_table_with_its_own_keys(local_stack: No
     put = runner.invoke(app, ["put", "--item", '{"id": "a", "at": 1, "note": "hello"}'])
     assert put.exit_code == 0, put.stderr
     found = search(adopted, "hello", wait=30)
-    assert [h.id for h in found.hits] == [document_id({"id": {"S": "a"}, "at": {"N": "1"}})]
+    # A fresh index numbers ids in key-schema order (partition key, then sort key).
+    assert [h.id for h in found.hits] == ["a|1"]
+    keys = {"id": {"S": "a"}, "at": {"N": "1"}}
+    assert document_id(keys, GenerationConfig.create(key_schema=("id", "at"))) == "a|1"
     # Keys that contradict the existing table are still refused, not silently ignored.
     wrong = runner.invoke(app, ["deploy", "--local", "--table", "Existing", "--hash-key", "x:S"])
     assert wrong.exit_code == 2
