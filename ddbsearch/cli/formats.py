@@ -20,6 +20,7 @@ then it is ``{column: value}``. In CSV and TSV cells, lists and maps are compact
 
 from __future__ import annotations
 
+import abc
 import csv
 import json
 from collections.abc import Mapping, Sequence
@@ -97,7 +98,9 @@ class Summary:
     aggregations: list[Aggregation] = field(default_factory=list)
 
 
-class Writer:
+class Writer(abc.ABC):
+    """One output format: ``start``, then ``hit`` per hit, then ``finish``."""
+
     def __init__(self, stream: IO[str], columns: Sequence[str] | None) -> None:
         self.stream = stream
         self.columns = columns
@@ -106,8 +109,8 @@ class Writer:
     def start(self) -> None:
         pass
 
-    def hit(self, hit: Hit) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def hit(self, hit: Hit) -> None: ...
 
     def finish(self, summary: Summary) -> None:
         self.stream.flush()
