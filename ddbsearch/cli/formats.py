@@ -106,7 +106,7 @@ class Writer(abc.ABC):
         self.columns = columns
         self.count = 0
 
-    def start(self) -> None:
+    def start(self) -> None:  # noqa: B027 - an optional hook: most formats write no header
         pass
 
     @abc.abstractmethod
