@@ -21,9 +21,11 @@ from typer.testing import CliRunner
 from ddbsearch.cli import app
 from ddbsearch.core.bulk import BulkIndexer
 from ddbsearch.core.documents import action_from_record, to_document
+from ddbsearch.core.pacing import Pacer
 from ddbsearch.core.transport import SearchTransport
 from ddbsearch.errors import Aborted
 from ddbsearch.local.state import record_target
+from ddbsearch.ops import backfill as backfill_module
 from ddbsearch.ops.backfill import Checkpoint, checkpoint_path, run_backfill
 from ddbsearch.targets import Target
 from ddbsearch.testing.data import generate_transactions
@@ -241,16 +243,46 @@ def test_rows_that_cannot_be_indexed_are_reported_with_reasons_and_exit_10(
     assert "document with id" not in reason
 
 
-def test_read_budget_paces_the_scan(ops_target: Callable[..., Target]) -> None:
+def test_read_budget_paces_the_scan(
+    ops_target: Callable[..., Target], monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = ops_target(REFERENCE_KEYS)
     fill(target, 30)
-    started = time.monotonic()
+    # Record, on the pacer's own clock, when each read was let through and how many
+    # units had been spent before it. The token bucket's promise, checked without any
+    # wall-clock bound: no request starts while more than burst + rate * elapsed
+    # units have been spent.
+    starts: list[tuple[float, float]] = []
+
+    created: list[float] = []
+
+    class RecordingPacer(Pacer):
+        spent = 0.0
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            created.append(self._clock())
+
+        def wait(self, stop: threading.Event | None = None) -> None:
+            super().wait(stop)
+            starts.append((self._clock(), self.spent))
+
+        def spend(self, units: float) -> None:
+            self.spent += units
+            super().spend(units)
+
+    monkeypatch.setattr(backfill_module, "Pacer", RecordingPacer)
     summary = run_backfill(target, max_rcu=5, page_size=3)
-    elapsed = time.monotonic() - started
     # Ten pages (moto charges one RCU each) at 5 RCU/s: past the first second's
     # budget, every unit waits its turn.
     assert summary.consumed_rcu >= 10
-    assert elapsed >= (summary.consumed_rcu - 5) / 5 * 0.9
+    assert len(starts) >= 10
+    assert len(created) == 1
+    t0 = created[0] - 1e-3  # the bucket was filled just before this was read
+    for started, spent in starts:
+        assert spent <= 5 + 5 * (started - t0) + 1e-6, (started - t0, spent)
+    # The budget was binding: reads went on past the first burst, so some were held.
+    assert starts[-1][1] > 5
 
 
 def test_errors_exit_codes(ops_target: Callable[..., Target]) -> None:
