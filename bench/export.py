@@ -78,7 +78,7 @@ def run(quick: bool = False, *, items: int | None = None) -> Section:
 
     started = time.perf_counter()
     count = items or (QUICK_ITEMS if quick else ITEMS)
-    section = Section("export", "5. Export load (map runner, 2 and 4 loaders) next to the limits")
+    section = Section("export", "7. Export load (map runner, 2 and 4 loaders) next to the limits")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     home = tempfile.TemporaryDirectory(prefix="ddbsearch-bench-export-")
     old_home = os.environ.get("DDBSEARCH_HOME")

@@ -187,7 +187,7 @@ def run(quick: bool = False, *, items: int | None = None) -> Section:
     count = items or (QUICK_ITEMS if quick else ITEMS)
     rounds = 1 if quick else 4
     repeats = 1 if quick else 3
-    section = Section("reindex", "Reindex throughput next to backfill; the dual-writing handler")
+    section = Section("reindex", "8. Reindex throughput next to backfill; the dual-writing handler")
 
     fill = _fill(quick, count, rounds)
     backfill_s, fill_s, total_s = min(fill["backfills"]), min(fill["fills"]), min(fill["totals"])
