@@ -4,6 +4,7 @@ zip carries it, and is re-exported here for everything outside the core."""
 from ddbsearch.core.errors import (
     Aborted,
     AuthError,
+    BusyError,
     ConfigurationError,
     DdbsearchError,
     ExitCode,
@@ -19,6 +20,7 @@ from ddbsearch.core.errors import (
 __all__ = [
     "Aborted",
     "AuthError",
+    "BusyError",
     "ConfigurationError",
     "DdbsearchError",
     "ExitCode",

@@ -28,6 +28,7 @@ class ExitCode(IntEnum):
     DRIFT = 12  # verify (or explain) found the index out of step with the table
     REPAIRED = 13  # verify --repair found drift and repaired all of it
     PENDING = 14  # deploy --plan-only: the stack has changes to apply
+    BUSY = 15  # another run holds the target's state (a backfill already running on it)
     ABORTED = 130  # interrupted (Ctrl-C) or confirmation declined
 
 
@@ -79,6 +80,12 @@ class PrerequisiteError(DdbsearchError):
 
 class InfraError(DdbsearchError):
     exit_code = ExitCode.INFRA
+
+
+class BusyError(DdbsearchError):
+    """Another run is using the same state (e.g. a backfill's checkpoint): try again later."""
+
+    exit_code = ExitCode.BUSY
 
 
 class PartialFailure(DdbsearchError):

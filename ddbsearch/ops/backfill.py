@@ -19,19 +19,25 @@ in a checkpoint file under the state directory, keyed by target, table and index
 ``resume=True`` continues from there without rescanning finished segments; otherwise a
 run starts from scratch. A page whose documents still fail transiently after the
 page's retry deadline is not checkpointed: the run stops and ``--resume`` retries it.
+A run holds an exclusive lock on its checkpoint (``flock`` on a ``.lock`` file beside
+it, released by the kernel however the process ends): a second run on the same
+checkpoint fails at once with :class:`~ddbsearch.errors.BusyError` instead of
+overwriting the first one's progress.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import math
 import queue
 import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +54,7 @@ from ddbsearch.core.documents import (
 )
 from ddbsearch.core.generations import GenerationConfig
 from ddbsearch.core.pacing import Pacer
-from ddbsearch.errors import Aborted, DdbsearchError, InputError, PartialFailure
+from ddbsearch.errors import Aborted, BusyError, DdbsearchError, InputError, PartialFailure
 from ddbsearch.ops.keys import decode_keys, encode_keys
 from ddbsearch.tables import TableInfo, describe_table
 from ddbsearch.targets import Target, state_home
@@ -68,6 +74,8 @@ MAX_WORKERS = 64
 PAGE_DEADLINE_SECONDS = 120.0
 CHECKPOINT_FORMAT = 1
 MAX_FAILED_SAMPLES = 5
+
+_log = logging.getLogger(__name__)
 
 
 def _item_id(
@@ -178,6 +186,32 @@ class Checkpoint:
     def save(self) -> None:
         with self._lock:
             self._save()
+
+
+def lock_path(checkpoint: Path) -> Path:
+    """The lock file a run holds while it owns ``checkpoint`` (beside it, never removed)."""
+    return checkpoint.with_name(checkpoint.name + ".lock")
+
+
+@contextlib.contextmanager
+def _checkpoint_lock(path: Path, *, what: str, again: str) -> Iterator[None]:
+    """Own the checkpoint at ``path`` for the block, or raise BusyError at once."""
+    with contextlib.ExitStack() as stack:
+        try:
+            unlocked = stack.enter_context(files.exclusive_lock(lock_path(path)))
+        except files.LockHeld as held:
+            pid = f"pid {held.pid}" if held.pid is not None else "pid unknown"
+            raise BusyError(
+                f"another {what} is already running ({pid})",
+                hint=f"wait for it to finish, or stop it (Ctrl-C) and {again}",
+            ) from None
+        if unlocked is not None:
+            _log.warning(
+                "%s: a second %s at the same time would not be refused; run one at a time",
+                unlocked,
+                what.split(" ", 1)[0],
+            )
+        yield
 
 
 # --------------------------------------------------------------------------- run
@@ -423,64 +457,75 @@ def run_backfill(
         raise InputError(f"--segments must be between 1 and {MAX_SEGMENTS}")
     if page_size is not None and page_size < 1:
         raise InputError("--page-size must be positive")
-    # One pooled connection per worker thread (they share the client).
-    ddb = clients.client(target, "dynamodb", max_connections=MAX_WORKERS + 2)
-    table = describe_table(ddb, target.table)
-    budget = read_budget(table, max_rcu=max_rcu, rcu_fraction=rcu_fraction)
-    _check_index(target, generation)
-    if generation is None:
-        generation, config = _serving(target)
-
     path = checkpoint_file or checkpoint_path(target)
-    checkpoint = Checkpoint.load(path) if resume else None
-    if checkpoint is not None and segments is not None and segments != checkpoint.total_segments:
-        raise InputError(
-            f"the interrupted backfill used {checkpoint.total_segments} segments, not {segments}",
-            hint="drop --segments to resume it, or run without --resume to start over",
+    if checkpoint_file is None:
+        what = f"backfill of table '{target.table}' into index '{target.index}'"
+        again = "run 'ddbsearch backfill --resume'"
+    else:
+        what = f"fill of '{generation or target.index}' from table '{target.table}'"
+        again = "run the same command again: it continues from the checkpoint"
+    # Held until the run ends, the checkpoint's removal included: two runs on one
+    # checkpoint would overwrite each other's progress, and a resume could then skip
+    # pages that neither of them indexed.
+    with _checkpoint_lock(path, what=what, again=again):
+        # One pooled connection per worker thread (they share the client).
+        ddb = clients.client(target, "dynamodb", max_connections=MAX_WORKERS + 2)
+        table = describe_table(ddb, target.table)
+        budget = read_budget(table, max_rcu=max_rcu, rcu_fraction=rcu_fraction)
+        _check_index(target, generation)
+        if generation is None:
+            generation, config = _serving(target)
+
+        checkpoint = Checkpoint.load(path) if resume else None
+        if checkpoint is not None and segments not in (None, checkpoint.total_segments):
+            raise InputError(
+                f"the interrupted backfill used {checkpoint.total_segments} segments, "
+                f"not {segments}",
+                hint="drop --segments to resume it, or run without --resume to start over",
+            )
+        resumed = checkpoint is not None
+        if checkpoint is None:
+            checkpoint = Checkpoint(path, segments or default_segments(table))
+            checkpoint.save()
+        summary = BackfillSummary(
+            table=table.name,
+            index=target.index,
+            segments=checkpoint.total_segments,
+            resumed=resumed,
+            skipped_segments=checkpoint.finished_segments,
+            estimated_items=table.item_count,
+            checkpoint=str(path),
         )
-    resumed = checkpoint is not None
-    if checkpoint is None:
-        checkpoint = Checkpoint(path, segments or default_segments(table))
-        checkpoint.save()
-    summary = BackfillSummary(
-        table=table.name,
-        index=target.index,
-        segments=checkpoint.total_segments,
-        resumed=resumed,
-        skipped_segments=checkpoint.finished_segments,
-        estimated_items=table.item_count,
-        checkpoint=str(path),
-    )
-    if on_start is not None:
-        on_start(summary, checkpoint.scanned)
-    stop = stop or threading.Event()
-    run = _Run(
-        target=target,
-        table=table,
-        ddb=ddb,
-        checkpoint=checkpoint,
-        # The cost of a page is known only afterwards (ConsumedCapacity): a page may
-        # overdraw the bucket, and the next request waits the debt off.
-        pacer=Pacer(budget),
-        summary=summary,
-        stop=stop,
-        on_progress=on_progress,
-        after_read=after_read,
-        page_size=page_size,
-        page_deadline=page_deadline,
-        generation=generation,
-        config=config,
-    )
-    started = time.monotonic()
-    todo = [s for s in range(checkpoint.total_segments) if not checkpoint.done(s)]
-    try:
-        _execute(run, todo)
-    finally:
-        summary.seconds = time.monotonic() - started
-    summary.complete = checkpoint.finished_segments == checkpoint.total_segments
-    if summary.complete:
-        path.unlink(missing_ok=True)  # nothing left to resume
-    return summary
+        if on_start is not None:
+            on_start(summary, checkpoint.scanned)
+        stop = stop or threading.Event()
+        run = _Run(
+            target=target,
+            table=table,
+            ddb=ddb,
+            checkpoint=checkpoint,
+            # The cost of a page is known only afterwards (ConsumedCapacity): a page may
+            # overdraw the bucket, and the next request waits the debt off.
+            pacer=Pacer(budget),
+            summary=summary,
+            stop=stop,
+            on_progress=on_progress,
+            after_read=after_read,
+            page_size=page_size,
+            page_deadline=page_deadline,
+            generation=generation,
+            config=config,
+        )
+        started = time.monotonic()
+        todo = [s for s in range(checkpoint.total_segments) if not checkpoint.done(s)]
+        try:
+            _execute(run, todo)
+        finally:
+            summary.seconds = time.monotonic() - started
+        summary.complete = checkpoint.finished_segments == checkpoint.total_segments
+        if summary.complete:
+            path.unlink(missing_ok=True)  # nothing left to resume
+        return summary
 
 
 def _serving(target: Target) -> tuple[str | None, GenerationConfig | None]:

@@ -1,4 +1,5 @@
-"""`ddbsearch backfill` against the real emulators: versions, idempotence, resume, Ctrl-C."""
+"""`ddbsearch backfill` against the real emulators: versions, idempotence, resume, Ctrl-C,
+one run at a time per checkpoint."""
 
 from __future__ import annotations
 
@@ -23,10 +24,10 @@ from ddbsearch.core.bulk import BulkIndexer
 from ddbsearch.core.documents import action_from_record, to_document
 from ddbsearch.core.pacing import Pacer
 from ddbsearch.core.transport import SearchTransport
-from ddbsearch.errors import Aborted
+from ddbsearch.errors import Aborted, ExitCode
 from ddbsearch.local.state import record_target
 from ddbsearch.ops import backfill as backfill_module
-from ddbsearch.ops.backfill import Checkpoint, checkpoint_path, run_backfill
+from ddbsearch.ops.backfill import Checkpoint, checkpoint_path, lock_path, run_backfill
 from ddbsearch.targets import Target
 from ddbsearch.testing.data import generate_transactions
 
@@ -335,6 +336,104 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(
     assert json.loads(result.stdout)["scanned"] == 60 - cp.scanned
     assert len(documents(target)) == 60
     assert all(Decimal(str(d["source"]["userId"])) >= 1 for d in documents(target).values())
+
+
+def test_a_second_backfill_on_the_target_is_refused_while_the_first_runs(
+    ops_target: Callable[..., Target],
+) -> None:
+    target = ops_target(REFERENCE_KEYS)
+    fill(target, 40)
+    stop, reading, release = threading.Event(), threading.Event(), threading.Event()
+
+    def after_read(segment: int, page: Mapping[str, Any]) -> None:
+        reading.set()
+        assert release.wait(30)  # hold the first run mid-scan
+
+    outcome: list[BaseException | None] = []
+
+    def first() -> None:
+        try:
+            run_backfill(target, segments=2, page_size=5, after_read=after_read, stop=stop)
+        except BaseException as exc:
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert reading.wait(30)
+        path = checkpoint_path(target)
+        before = path.read_bytes()
+        # A fresh run would have replaced the checkpoint, a resume would have raced it.
+        for args in (["backfill", "--segments", "3"], ["backfill", "--resume", "--json"]):
+            refused = runner.invoke(app, args)
+            assert refused.exit_code == 15 == ExitCode.BUSY, refused.stderr
+            assert refused.stderr == (
+                f"error: another backfill of table '{target.table}' into index "
+                f"'{target.index}' is already running (pid {os.getpid()}) (wait for it to "
+                "finish, or stop it (Ctrl-C) and run 'ddbsearch backfill --resume')\n"
+            )
+            assert refused.stdout == ""
+        assert path.read_bytes() == before
+    finally:
+        stop.set()
+        release.set()
+        thread.join(30)
+    assert isinstance(outcome[0], Aborted)
+
+    # The first run has ended (by a stop, like Ctrl-C): the next one resumes its checkpoint.
+    cp = Checkpoint.load(checkpoint_path(target))
+    assert cp is not None
+    result = runner.invoke(app, ["backfill", "--resume", "--json"])
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["resumed"] is True
+    assert summary["scanned"] == 40 - cp.scanned
+    assert len(documents(target)) == 40
+
+
+def test_a_killed_backfill_leaves_no_lock_behind_and_resume_finishes(
+    ops_target: Callable[..., Target],
+) -> None:
+    target = ops_target(REFERENCE_KEYS)
+    fill(target, 60)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from ddbsearch.cli import main; main()", "backfill",
+         "--max-rcu", "2", "--page-size", "1", "--segments", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+    )  # fmt: skip
+    path = checkpoint_path(target)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            cp = Checkpoint.load(path)
+            if cp is not None and cp.scanned >= 2:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the backfill made no progress")
+        refused = runner.invoke(app, ["backfill", "--resume"])
+        assert refused.exit_code == ExitCode.BUSY, refused.stderr
+        assert f"is already running (pid {proc.pid})" in refused.stderr
+        proc.kill()  # SIGKILL: no handler runs, no finally; the kernel drops the lock
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    cp = Checkpoint.load(path)
+    assert cp is not None
+    assert 2 <= cp.scanned < 60
+    result = runner.invoke(app, ["backfill", "--resume", "--json"])
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["resumed"] is True
+    assert summary["scanned"] == 60 - cp.scanned
+    assert len(documents(target)) == 60
+    assert not path.exists()
+    assert lock_path(path).read_text() == ""  # stays, holding no one's pid
 
 
 @pytest.fixture
