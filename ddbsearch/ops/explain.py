@@ -414,6 +414,7 @@ def stream_position(
     model: Model,
     doc_id: str,
     doc: IndexDoc | None,
+    doc_matches: bool,
     letters: deadletters.DeadLetters | None,
     lag_seconds: float | None,
     budget_seconds: float = DEFAULT_STREAM_BUDGET_SECONDS,
@@ -422,6 +423,7 @@ def stream_position(
     """Find the item's last change in the stream and say where it is relative to the indexer.
 
     Records are matched by document id (made from ``dynamodb.Keys``); no value is kept.
+    ``doc_matches``: the index's document equals what the model makes of the item now.
     The work is bounded (``budget_seconds``, ``max_records``); when the budget runs out
     before every shard's end the answer is "not determined".
     """
@@ -476,6 +478,7 @@ def stream_position(
         out,
         doc_id=doc_id,
         doc=doc,
+        doc_matches=doc_matches,
         letters=letters,
         checkpoints=checkpoints,
         lag_seconds=lag_seconds,
@@ -553,6 +556,7 @@ def _classify(
     *,
     doc_id: str,
     doc: IndexDoc | None,
+    doc_matches: bool,
     letters: deadletters.DeadLetters | None,
     checkpoints: dict[str, Any] | None,
     lag_seconds: float | None,
@@ -562,27 +566,22 @@ def _classify(
     what = _what(change)
     if letters is not None and _dead_lettered(out, change, doc_id, letters):
         return
-    if change.event == "REMOVE":
-        indexed = doc is None
-    else:
-        indexed = (
-            doc is not None
-            and doc.version is not None
-            and change.version is not None
-            and doc.version >= change.version
-        )
+    # Versions cannot tell: two changes in one second carry equal stream versions. The
+    # document holds the change when it equals what the model makes of the item's
+    # current image (which this last change produced), or is gone after a REMOVE.
+    indexed = doc is None if change.event == "REMOVE" else doc_matches
     read = _indexer_read(out, change, checkpoints)
-    if indexed:
+    if read is False:
+        where = f"sequence {out.checkpoint}" if out.checkpoint else "the shard's start"
+        out.state = "not_read"
+        out.summary = f"{what} is not yet read by the indexer (its checkpoint: {where})"
+    elif indexed:
         out.state = "indexed"
         out.summary = (
             f"{what} is read and applied: the document is deleted"
             if doc is None
             else f"{what} is read and indexed (document version {doc.version})"
         )
-    elif read is False:
-        where = f"sequence {out.checkpoint}" if out.checkpoint else "the shard's start"
-        out.state = "not_read"
-        out.summary = f"{what} is not yet read by the indexer (its checkpoint: {where})"
     elif read:
         out.state = "read_not_indexed"
         out.summary = f"{what} was read by the indexer, but the index does not hold it"
@@ -716,6 +715,7 @@ def explain(
             model=model,
             doc_id=doc_id,
             doc=reads.doc,
+            doc_matches=reads.item is not None and reads.model_error is None and reads.agree,
             letters=letters,
             lag_seconds=out.lag_seconds,
             budget_seconds=stream_budget_seconds,
