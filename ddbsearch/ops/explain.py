@@ -372,7 +372,9 @@ def _scan_stream(
             if time.monotonic() > deadline or scan.records >= max_records:
                 scan.complete = False
                 return scan
-            page = streams.get_records(ShardIterator=iterator, Limit=1000)
+            page = streams.get_records(
+                ShardIterator=iterator, Limit=min(1000, max_records - scan.records)
+            )
             records = page.get("Records", [])
             iterator = page.get("NextShardIterator")
             if not records:
