@@ -69,6 +69,8 @@ def _render(result: Explanation) -> None:
         view.add_row("excluded", escape(", ".join(result.excluded) + " (not indexed)"))
     _dead_letter_rows(view, result)
     view.add_row("indexer", escape(result.lag_note or "unknown"))
+    if result.stream is not None:
+        view.add_row("stream", escape(result.stream.summary))
     if result.settled:
         view.add_row("note", "the first reads differed; a second read agreed (in flight)")
     console.err.print(view)
@@ -101,6 +103,15 @@ def explain(
             "so that a write in flight is not reported as drift.",
         ),
     ] = 2.0,
+    stream_budget: Annotated[
+        float,
+        typer.Option(
+            "--stream-budget",
+            min=0,
+            help="Read the table's stream for at most this many seconds to find the item's "
+            "last change and whether the indexer has read it (0: do not read the stream).",
+        ),
+    ] = 5.0,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the verdict and evidence as JSON on stdout.")
     ] = False,
@@ -128,7 +139,13 @@ def explain(
         region=region,
         profile=profile,
     )
-    result = run(target, key, show_values=show_values, settle_seconds=settle)
+    result = run(
+        target,
+        key,
+        show_values=show_values,
+        settle_seconds=settle,
+        stream_budget_seconds=stream_budget,
+    )
     if json_output:
         sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
         sys.stdout.flush()

@@ -29,6 +29,8 @@ PEEK_VISIBILITY_SECONDS = 30  # the longest a peeked message can stay hidden (re
 class DeadLetters:
     items: list[dict[str, Any]] = field(default_factory=list)  # ddbsearch's messages
     batch_records: int = 0  # the mapping's on-failure records (stream ranges)
+    # (shard id, first sequence number, last sequence number) of each on-failure record
+    batch_ranges: list[tuple[str, str, str]] = field(default_factory=list)
     other: int = 0  # messages neither of the two
     scanned: int = 0
     truncated: bool = False  # the queue held more than ``limit`` messages
@@ -103,5 +105,14 @@ def _sort(out: DeadLetters, message: dict[str, Any]) -> None:
         )
     elif "DDBStreamBatchInfo" in body or "requestContext" in body:
         out.batch_records += 1
+        info = body.get("DDBStreamBatchInfo")
+        if isinstance(info, dict):
+            shard, first, last = (
+                info.get("shardId"),
+                info.get("startSequenceNumber"),
+                info.get("endSequenceNumber"),
+            )
+            if isinstance(shard, str) and isinstance(first, str) and isinstance(last, str):
+                out.batch_ranges.append((shard, first, last))
     else:
         out.other += 1

@@ -45,6 +45,79 @@ DEFAULT_SETTLE_SECONDS = 2.0
 MAX_PEEKED_MESSAGES = 1000
 LAG_BEHIND_SECONDS = 1.0  # an iterator age above this counts as "behind"
 LAG_MAX_SECONDS = 300.0  # status's default threshold (only the measured age is used here)
+# Finding the item's last change reads the stream from TRIM_HORIZON (DynamoDB Streams has
+# no iterator by time; records are kept 24 hours): bounded by time and by records read.
+DEFAULT_STREAM_BUDGET_SECONDS = 5.0
+STREAM_BUDGET_RECORDS = 100_000
+# DynamoDB Streams may answer GetRecords with an empty page before an open shard's tail
+# ("it might take multiple calls to get to a portion of the shard that contains stream
+# records"); this many empty pages in a row are taken as the tail on AWS.
+AWS_EMPTY_PAGES_AT_TAIL = 3
+
+StreamState = Literal[
+    "not_read",  # the indexer has not read the item's last change yet
+    "indexed",  # read, and the index holds it (or something newer)
+    "read_not_indexed",  # read, but the index does not hold it
+    "dead_lettered",  # the handler sent this change to the dead-letter queue
+    "discarded",  # the mapping gave this change up (its on-failure record is queued)
+    "not_in_stream",  # no change to this key in the stream's retained records
+    "not_determined",
+]
+
+
+@dataclass
+class ItemChange:
+    """The item's last change found in the stream (keys matched by document id; no values)."""
+
+    sequence: str
+    shard: str
+    event: str  # INSERT, MODIFY or REMOVE
+    at: str  # ApproximateCreationDateTime, ISO 8601
+    age_seconds: float
+    version: int | None  # the external version the indexer writes it at (None: no version)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sequence": self.sequence,
+            "shard": self.shard,
+            "event": self.event,
+            "at": self.at,
+            "age_seconds": round(self.age_seconds, 3),
+            "version": self.version,
+        }
+
+
+@dataclass
+class StreamPosition:
+    """Where the item's last change is relative to the indexer."""
+
+    state: StreamState
+    summary: str
+    change: ItemChange | None = None
+    checkpoint: str | None = None  # the indexer's position in the change's shard (local)
+    checkpoint_source: str | None = None  # where positions came from
+    records_scanned: int = 0
+    shards_scanned: int = 0
+    complete: bool = False  # every shard was read to its end within the budget
+    seconds: float = 0.0
+
+    @property
+    def determined(self) -> bool:
+        return self.state != "not_determined"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "determined": self.determined,
+            "summary": self.summary,
+            "change": self.change.to_json() if self.change else None,
+            "indexer_checkpoint": self.checkpoint,
+            "checkpoint_source": self.checkpoint_source,
+            "records_scanned": self.records_scanned,
+            "shards_scanned": self.shards_scanned,
+            "complete": self.complete,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 @dataclass
@@ -70,6 +143,7 @@ class Explanation:
     dead_letter_note: str | None = None
     lag_seconds: float | None = None
     lag_note: str | None = None
+    stream: StreamPosition | None = None  # where the item's last change is (None: not looked)
     settled: bool = False  # the first reads differed and a second read agreed
 
     @property
@@ -109,6 +183,7 @@ class Explanation:
             "dead_letter_note": self.dead_letter_note,
             "lag_seconds": self.lag_seconds,
             "lag_note": self.lag_note,
+            "stream": self.stream.to_json() if self.stream else None,
             "settled": self.settled,
         }
 
@@ -219,6 +294,313 @@ def indexer_lag(target: Target) -> tuple[float | None, str]:
     return (float(age) if isinstance(age, (int, float)) else None), lag.summary
 
 
+# --------------------------------------------------------------------------- stream position
+
+
+@dataclass
+class _Scan:
+    last: tuple[str, dict[str, Any]] | None = None  # (shard, Lambda-shaped record)
+    records: int = 0
+    shards: int = 0
+    complete: bool = True
+    error: str | None = None
+
+
+def _indexer_positions(target: Target, stream_arn: str) -> tuple[dict[str, Any] | None, str]:
+    """The indexer's per-shard checkpoints (local stream worker's report), or None on AWS.
+
+    AWS does not expose an event source mapping's position in the stream.
+    """
+    if target.kind != "local":
+        return None, "AWS does not expose the event source mapping's position in the stream"
+    from pathlib import Path
+
+    from ddbsearch.local import state
+
+    root = Path(target.root) if target.root else state.default_root()
+    report = state.read_mapping_status(root, target.table)
+    if report is None:
+        return None, "no report from the local stream worker"
+    if report.stream_arn != stream_arn:
+        return None, "the local stream worker reads another stream of this table"
+    return report.checkpoints, "the local stream worker's checkpoints"
+
+
+def _shard_order(shards: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Parents before children (a key's later changes are in the child shards)."""
+
+    def start(shard: dict[str, Any]) -> int:
+        text = (shard.get("SequenceNumberRange") or {}).get("StartingSequenceNumber")
+        return int(text) if isinstance(text, str) and text.isdigit() else 0
+
+    return sorted(shards, key=start)
+
+
+def _scan_stream(
+    streams: Any,
+    stream_arn: str,
+    *,
+    model: Model,
+    doc_id: str,
+    deadline: float,
+    max_records: int,
+    empty_pages_at_tail: int,
+) -> _Scan:
+    """Read every shard from TRIM_HORIZON within the budget; keep the key's last record."""
+    from ddbsearch.local.worker import lambda_record
+
+    scan = _Scan()
+    shards: list[dict[str, Any]] = []
+    start: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"StreamArn": stream_arn}
+        if start:
+            kwargs["ExclusiveStartShardId"] = start
+        description = streams.describe_stream(**kwargs)["StreamDescription"]
+        shards.extend(description.get("Shards", []))
+        start = description.get("LastEvaluatedShardId")
+        if not start:
+            break
+    for shard in _shard_order(shards):
+        shard_id = shard["ShardId"]
+        iterator = streams.get_shard_iterator(
+            StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+        ).get("ShardIterator")
+        scan.shards += 1
+        empty = 0
+        while iterator:
+            if time.monotonic() > deadline or scan.records >= max_records:
+                scan.complete = False
+                return scan
+            page = streams.get_records(
+                ShardIterator=iterator, Limit=min(1000, max_records - scan.records)
+            )
+            records = page.get("Records", [])
+            iterator = page.get("NextShardIterator")
+            if not records:
+                empty += 1
+                if empty >= empty_pages_at_tail:
+                    break  # the open shard's tail (a closed shard ends without an iterator)
+                continue
+            empty = 0
+            scan.records += len(records)
+            for raw in records:
+                record = lambda_record(raw, stream_arn)
+                try:
+                    matches = model.doc_id(record["dynamodb"].get("Keys") or {}) == doc_id
+                except InvalidDocument:
+                    continue
+                if matches:
+                    scan.last = (shard_id, record)
+    return scan
+
+
+def _after(sequence: str, checkpoint: Any) -> bool:
+    try:
+        return int(sequence) > int(str(checkpoint))
+    except ValueError:
+        return str(sequence) > str(checkpoint)
+
+
+def _in_range(sequence: str, first: str, last: str) -> bool:
+    try:
+        return int(first) <= int(sequence) <= int(last)
+    except ValueError:
+        return False
+
+
+def stream_position(
+    target: Target,
+    table: TableInfo,
+    *,
+    model: Model,
+    doc_id: str,
+    doc: IndexDoc | None,
+    doc_matches: bool,
+    letters: deadletters.DeadLetters | None,
+    lag_seconds: float | None,
+    budget_seconds: float = DEFAULT_STREAM_BUDGET_SECONDS,
+    max_records: int = STREAM_BUDGET_RECORDS,
+) -> StreamPosition:
+    """Find the item's last change in the stream and say where it is relative to the indexer.
+
+    Records are matched by document id (made from ``dynamodb.Keys``); no value is kept.
+    ``doc_matches``: the index's document equals what the model makes of the item now.
+    The work is bounded (``budget_seconds``, ``max_records``); when the budget runs out
+    before every shard's end the answer is "not determined".
+    """
+    stream_arn = table.stream_arn or target.stream_arn
+    if not stream_arn:
+        return StreamPosition("not_determined", "not determined: the table has no stream")
+    started = time.monotonic()
+    streams = clients.client(target, "dynamodbstreams")
+    empty_pages = 1 if target.kind == "local" else AWS_EMPTY_PAGES_AT_TAIL
+    try:
+        with clients.aws_errors(f"reading the stream of table '{table.name}'"):
+            scan = _scan_stream(
+                streams,
+                stream_arn,
+                model=model,
+                doc_id=doc_id,
+                deadline=started + budget_seconds,
+                max_records=max_records,
+                empty_pages_at_tail=empty_pages,
+            )
+    except DdbsearchError as exc:
+        return StreamPosition(
+            "not_determined", f"not determined: {exc}", seconds=time.monotonic() - started
+        )
+    checkpoints, source = _indexer_positions(target, stream_arn)
+    out = StreamPosition(
+        "not_determined",
+        "",
+        checkpoint_source=source,
+        records_scanned=scan.records,
+        shards_scanned=scan.shards,
+        complete=scan.complete,
+        seconds=time.monotonic() - started,
+    )
+    scanned = f"{scan.records:,} record(s) in {scan.shards} shard(s)"
+    if scan.last is None:
+        if scan.complete:
+            out.state = "not_in_stream"
+            out.summary = (
+                f"no change to this key in the stream's retained records ({scanned}; "
+                "the stream keeps 24 hours)"
+            )
+        else:
+            out.summary = (
+                f"not determined: no change to this key in the first {scanned} read within "
+                f"the budget ({budget_seconds:g} s, {max_records:,} records)"
+            )
+        return out
+    shard_id, record = scan.last
+    out.change = _change(shard_id, record, model)
+    _classify(
+        out,
+        doc_id=doc_id,
+        doc=doc,
+        doc_matches=doc_matches,
+        letters=letters,
+        checkpoints=checkpoints,
+        lag_seconds=lag_seconds,
+    )
+    if not scan.complete:
+        out.state = "not_determined"
+        out.summary = (
+            f"not determined: the budget ran out after {scanned}; the last change found "
+            f"({out.change.event} at {out.change.at}) may not be the latest"
+        )
+    return out
+
+
+def _change(shard_id: str, record: dict[str, Any], model: Model) -> ItemChange:
+    from ddbsearch.core.documents import MissingVersion, record_version
+
+    ddb = record["dynamodb"]
+    created = float(ddb.get("ApproximateCreationDateTime") or 0)
+    try:
+        version: int | None = record_version(record, model.config)
+    except (MissingVersion, KeyError, ValueError):
+        version = None
+    return ItemChange(
+        sequence=str(ddb["SequenceNumber"]),
+        shard=shard_id,
+        event=str(record.get("eventName") or "?"),
+        at=datetime.fromtimestamp(created, tz=timezone.utc).isoformat(timespec="seconds"),
+        age_seconds=max(0.0, time.time() - created),
+        version=version,
+    )
+
+
+def _dead_lettered(
+    out: StreamPosition, change: ItemChange, doc_id: str, letters: deadletters.DeadLetters
+) -> bool:
+    what = _what(change)
+    if any(str(m.get("sequenceNumber")) == change.sequence for m in letters.for_document(doc_id)):
+        out.state, out.summary = "dead_lettered", f"{what} is in the dead-letter queue"
+        return True
+    if any(
+        shard == change.shard and _in_range(change.sequence, first, last)
+        for shard, first, last in letters.batch_ranges
+    ):
+        out.state = "discarded"
+        out.summary = (
+            f"{what} was given up by the event source mapping "
+            "(its on-failure record is in the dead-letter queue)"
+        )
+        return True
+    return False
+
+
+def _what(change: ItemChange) -> str:
+    return f"its last change ({change.event}, sequence {change.sequence}, at {change.at})"
+
+
+def _indexer_read(
+    out: StreamPosition, change: ItemChange, checkpoints: dict[str, Any] | None
+) -> bool | None:
+    """Has the indexer read ``change``? (None: unknown, no checkpoints)."""
+    if checkpoints is None:
+        return None
+    done = checkpoints.get(change.shard) or {}
+    sequence = done.get("sequence")
+    out.checkpoint = sequence if isinstance(sequence, str) else None
+    if done.get("ended"):
+        return True
+    if out.checkpoint is None:
+        return False
+    return not _after(change.sequence, out.checkpoint)
+
+
+def _classify(
+    out: StreamPosition,
+    *,
+    doc_id: str,
+    doc: IndexDoc | None,
+    doc_matches: bool,
+    letters: deadletters.DeadLetters | None,
+    checkpoints: dict[str, Any] | None,
+    lag_seconds: float | None,
+) -> None:
+    change = out.change
+    assert change is not None
+    what = _what(change)
+    if letters is not None and _dead_lettered(out, change, doc_id, letters):
+        return
+    # Versions cannot tell: two changes in one second carry equal stream versions. The
+    # document holds the change when it equals what the model makes of the item's
+    # current image (which this last change produced), or is gone after a REMOVE.
+    indexed = doc is None if change.event == "REMOVE" else doc_matches
+    read = _indexer_read(out, change, checkpoints)
+    if read is False:
+        where = f"sequence {out.checkpoint}" if out.checkpoint else "the shard's start"
+        out.state = "not_read"
+        out.summary = f"{what} is not yet read by the indexer (its checkpoint: {where})"
+    elif indexed:
+        out.state = "indexed"
+        out.summary = (
+            f"{what} is read and applied: the document is deleted"
+            if doc is None
+            else f"{what} is read and indexed (document version {doc.version})"
+        )
+    elif read:
+        out.state = "read_not_indexed"
+        out.summary = f"{what} was read by the indexer, but the index does not hold it"
+    elif lag_seconds is not None and change.age_seconds <= lag_seconds + LAG_BEHIND_SECONDS:
+        out.state = "not_read"
+        out.summary = (
+            f"{what} is most likely not yet read: it is {change.age_seconds:,.0f} s old and "
+            f"the indexer is {lag_seconds:,.0f} s behind"
+        )
+    else:
+        out.state = "not_determined"
+        out.summary = (
+            f"{what} is not in the index; whether the indexer has read it is not determined "
+            f"({out.checkpoint_source})"
+        )
+
+
 # --------------------------------------------------------------------------- verdict
 
 _MAPPING_CONFLICT = (
@@ -280,6 +662,7 @@ def explain(
     *,
     show_values: bool = False,
     settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+    stream_budget_seconds: float = DEFAULT_STREAM_BUDGET_SECONDS,
     transport: SearchTransport | None = None,
 ) -> Explanation:
     """One verdict for one key, with its evidence (see the module docstring)."""
@@ -314,6 +697,7 @@ def explain(
         out.doc_version_time = version_time(reads.doc.version)
         if reads.expected is not None:
             out.differing_fields = differing_fields(reads.expected, reads.doc.source)
+    letters: deadletters.DeadLetters | None = None
     if target.dlq_url:
         letters = deadletters.peek(target, limit=MAX_PEEKED_MESSAGES)
         out.dead_letters = [
@@ -326,6 +710,18 @@ def explain(
     else:
         out.dead_letter_note = "no dead-letter queue recorded for this target"
     out.lag_seconds, out.lag_note = indexer_lag(target)
+    if stream_budget_seconds > 0:
+        out.stream = stream_position(
+            target,
+            table,
+            model=model,
+            doc_id=doc_id,
+            doc=reads.doc,
+            doc_matches=reads.item is not None and reads.model_error is None and reads.agree,
+            letters=letters,
+            lag_seconds=out.lag_seconds,
+            budget_seconds=stream_budget_seconds,
+        )
     out.state, out.verdict = _verdict(reads, out)
     return out
 
@@ -333,10 +729,20 @@ def explain(
 def _verdict(reads: _Reads, e: Explanation) -> tuple[State, str]:  # noqa: PLR0911
     behind = e.lag_seconds is not None and e.lag_seconds > LAG_BEHIND_SECONDS
     lag_text = f"the indexer is {e.lag_seconds:,.0f} s behind" if behind else ""
+    pos = e.stream
+    change = pos.change if pos is not None else None
+    unread = pos is not None and pos.state == "not_read" and change is not None
+    # A determined position overrides the general lag: a change already read does not
+    # wait on the indexer, however far behind it is on other items.
+    waiting = unread or (behind and (pos is None or not pos.determined))
+    if unread and change is not None:
+        lag_text = f"its last change (at {change.at}) is not yet read by the indexer" + (
+            f"; the indexer is {e.lag_seconds:,.0f} s behind" if behind else ""
+        )
     if reads.item is None:
         if reads.doc is None:
             return "absent", "not in the table: no item has this key, and the index has no document"
-        if behind:
+        if waiting:
             return "in_flight", f"not yet removed from the index: {lag_text}"
         return (
             "orphan",
@@ -351,13 +757,19 @@ def _verdict(reads: _Reads, e: Explanation) -> tuple[State, str]:  # noqa: PLR09
             "dead_lettered",
             f"dead-lettered: {reason} — fix the item or the mapping, then `ddbsearch redrive`",
         )
+    if pos is not None and pos.state == "discarded":
+        return (
+            "dead_lettered",
+            "dead-lettered: the event source mapping gave up its last change (the stream "
+            "range is in the dead-letter queue) — `ddbsearch verify --repair`",
+        )
     if reads.model_error is not None:
         return (
             "unindexable",
             f"cannot be indexed: {reads.model_error} — fix the item in the table "
             "(the stream then indexes it)",
         )
-    if behind:
+    if waiting:
         return "in_flight", f"not yet indexed: {lag_text}"
     if reads.doc is None:
         return (

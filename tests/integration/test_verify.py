@@ -371,3 +371,63 @@ def test_verify_and_explain_follow_the_serving_generations_configuration(
     doc = search.request("GET", f"/{target.index}/_doc/0%7Ctx0").json()
     assert doc["_version"] == 4  # the item's own version, as the stream would write it
     assert "secret" not in doc["_source"]
+
+
+def test_verify_honours_excluded_attributes_and_repairs_documents_that_carry_them(
+    ops_target: Callable[..., Target],
+) -> None:
+    """A generation that excludes attributes: documents without them are not stale; a
+    document that carries one (written by an older configuration, or by hand) is stale,
+    and --repair rewrites it without the attribute."""
+    from ddbsearch.core.generations import GenerationConfig
+    from ddbsearch.core.lifecycle import create_first_generation
+    from ddbsearch.ops.explain import explain
+
+    target = ops_target(keys=(("userId", "N"), ("transactionId", "S")), index=False)
+    search = SearchTransport(target.search_endpoint, sigv4=False)
+    config = GenerationConfig.create(key_schema=KEYS, exclude=["secret", "profile.ssn"])
+    assert create_first_generation(search, target.index, config)
+    ddb = boto3.client("dynamodb", endpoint_url=target.aws_endpoint, region_name="us-east-1")
+    profile = {"M": {"city": {"S": "Oslo"}, "ssn": {"S": "010203-12345"}}}
+    items = [
+        {**_item(i, f"tx{i}"), "secret": {"S": "pin"}, "profile": profile} for i in range(5)
+    ] + [_item(5, "tx5")]  # one item without any excluded attribute
+    for it in items:
+        ddb.put_item(TableName=target.table, Item=it)
+    old = backfill_version(time.time() - 3600)
+    actions = [action_from_item(it, KEYS, old, config) for it in items]
+    assert all("secret" not in (a.document or {}) for a in actions)
+    BulkIndexer(search, target.index, refresh=True).run(actions, deadline=time.monotonic() + 60)
+    # The documents lack the excluded attributes the items have: that is not drift.
+    assert run_verify(target, settle_seconds=0.1).result == "equal"
+
+    # Documents that carry excluded attributes, at their own versions: an older
+    # configuration's top-level attribute, and a nested path written by hand.
+    with_secret = {"userId": 1, "transactionId": "tx1", "amount": 11.5}
+    with_secret |= {"shortDescription": "coffee", "profile": {"city": "Oslo"}, "secret": "pin"}
+    _put_doc(search, target.index, "1|tx1", with_secret, old)
+    with_ssn = {"userId": 2, "transactionId": "tx2", "amount": 11.5, "shortDescription": "coffee"}
+    with_ssn["profile"] = {"city": "Oslo", "ssn": "010203-12345"}
+    _put_doc(search, target.index, "2|tx2", with_ssn, old)
+
+    found: list[Any] = []
+    report = run_verify(target, settle_seconds=0.1, on_difference=found.append)
+    assert {d.doc_id: d.kind for d in found} == {"1|tx1": "stale", "2|tx2": "stale"}
+    assert report.result == "drift"
+    stale = explain(target, ["userId=1", "transactionId=tx1"], settle_seconds=0)
+    assert stale.state == "stale"
+    assert stale.differing_fields == ["secret"]
+    assert stale.excluded == ["secret", "profile.ssn"]
+    nested = explain(target, ["userId=2", "transactionId=tx2"], settle_seconds=0)
+    assert nested.differing_fields == ["profile.ssn"]
+
+    fixed = run_verify(target, repair=True, settle_seconds=0.1)
+    assert fixed.result == "repaired"
+    assert fixed.repairs["indexed"] == 2
+    for doc_id in ("1|tx1", "2|tx2"):
+        source = search.request("GET", f"/{target.index}/_doc/{quote(doc_id, safe='')}").json()[
+            "_source"
+        ]
+        assert "secret" not in source
+        assert source["profile"] == {"city": "Oslo"}
+    assert run_verify(target, settle_seconds=0.1).result == "equal"
