@@ -95,6 +95,7 @@ module "search" {
   indexer_role_arn                    = module.indexer.role_arn
   indexer_grants                      = module.indexer.domain_grants
   operator_arns                       = local.operator_arns
+  reader_arns                         = local.reader_arns
   loader_role_arns                    = local.loader_principals
   log_publishing_enabled              = var.search_log_publishing_enabled
   log_retention_days                  = var.log_retention_days

@@ -93,6 +93,11 @@ output "operator_arns" {
   value       = local.operator_arns
 }
 
+output "reader_arns" {
+  description = "Read-only principals (search, status, verify, explain): mapped to ddbsearch's reader role under fine-grained access control."
+  value       = local.reader_arns
+}
+
 output "region" {
   description = "AWS Region of the stack."
   value       = data.aws_region.current.name

@@ -345,6 +345,17 @@ variable "operator_arns" {
   }
 }
 
+variable "reader_arns" {
+  type        = list(string)
+  description = "IAM users or roles that may only read the stack's index: search, status, verify without --repair, explain (and, with fine-grained access control, Dashboards in read-only mode). They get no write, index, alias or template access; an ARN also in operator_arns is an operator."
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.reader_arns : can(regex("^arn:aws[a-z-]*:(iam::[0-9]{12}:(root|user/.+|role/.+)|sts::[0-9]{12}:federated-user/.+)$", arn))])
+    error_message = "reader_arns are IAM user, role, account root or STS federated-user ARNs (never \"*\")."
+  }
+}
+
 variable "vpc" {
   type = object({
     subnet_ids                  = list(string)

@@ -115,6 +115,45 @@ OPERATORS = {
             (HEAD, GET, POST, PUT, "es:ESHttpPatch", "es:ESHttpDelete"),
             ("_dashboards", "_dashboards/*"),
         ),
+        # Point-in-time pages (POST /_search with the PIT id in the body), scrolls.
+        ((POST,), ("_search",)),
+        ((POST, "es:ESHttpDelete"), ("_search/scroll", "_search/point_in_time")),
+    )
+    for action in actions
+    for path in paths
+}
+# Read-only operators: GET/HEAD on the stack's indices, the read-only POST endpoints,
+# scrolls; no PUT, DELETE of an index, bulk, alias or template.
+READERS = {
+    (action, f"{DOMAIN_ARN}/{path}")
+    for actions, paths in (
+        (
+            (HEAD, GET),
+            (IX, f"{IX}/*", GEN, f"{GEN}/*", f"{IX},{IX}-building", f"{IX},{IX}-*"),
+        ),
+        (
+            (POST,),
+            tuple(
+                f"{index}/{endpoint}"
+                for index in (IX, GEN)
+                for endpoint in ("_search", "_search/point_in_time", "_count", "_mget")
+            ),
+        ),
+        ((POST, "es:ESHttpDelete"), ("_search/scroll", "_search/point_in_time")),
+    )
+    for action in actions
+    for path in paths
+}
+# Only under FGAC, which confines them to the stack's index: a search of every index
+# looks like a point-in-time page to IAM, and Dashboards' Dev Tools reach every index.
+READERS_FGAC = READERS | {
+    (action, f"{DOMAIN_ARN}/{path}")
+    for actions, paths in (
+        ((POST,), ("_search",)),
+        (
+            (HEAD, GET, POST, PUT, "es:ESHttpPatch", "es:ESHttpDelete"),
+            ("_dashboards", "_dashboards/*"),
+        ),
     )
     for action in actions
     for path in paths
@@ -288,16 +327,35 @@ def test_an_adopted_table_must_stream_both_images(plan: Plan, moto_endpoint: str
 
 ALICE = "arn:aws:iam::123456789012:role/alice"
 BOB = "arn:aws:iam::123456789012:user/bob"
+CAROL = "arn:aws:iam::123456789012:role/readers/carol"
+SCROLLS = ("scroll", "point_in_time")
 DLQ_KEY = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
 ENV_KEY = "arn:aws:kms:us-east-1:123456789012:key/66666666-7777-8888-9999-000000000000"
 INDEXER_ROLE = "arn:aws:iam::123456789012:role/ddbsearch-indexer-role"
 LOADER_ROLE = "arn:aws:iam::123456789012:role/ddbsearch-loader-role"
 
 
+def test_readers_without_fgac_get_no_write_no_dashboards_no_search_of_every_index(
+    plan: Plan,
+) -> None:
+    code, shown, errors = plan(target="module.search", reader_arns=[CAROL, CAROL])
+    assert code == 0, errors
+    resources = _resources(shown)
+    access = resources["module.search[0].aws_opensearch_domain_policy.this"]["access_policies"]
+    by_principal = _grants_by_principal(access)
+    assert by_principal[CAROL] == READERS
+    assert by_principal[plan.role_arn] == OPERATORS  # type: ignore[attr-defined]
+    writes = {(a, r) for a, r in READERS if a in (PUT, "es:ESHttpDelete")}
+    assert writes == {("es:ESHttpDelete", f"{DOMAIN_ARN}/_search/{p}") for p in SCROLLS}
+    assert not any(r.endswith(("/_bulk", "_aliases")) for _, r in by_principal[CAROL])
+
+
 def test_fgac_one_node_vpc_and_customer_keys(plan: Plan) -> None:
     code, shown, errors = plan(
         fine_grained_access_control_enabled=True,
         operator_arns=[ALICE, BOB],
+        # An operator listed as reader stays an operator only.
+        reader_arns=[CAROL, BOB],
         vpc={
             "subnet_ids": ["subnet-a"],
             "security_group_ids": ["sg-search"],
@@ -324,6 +382,7 @@ def test_fgac_one_node_vpc_and_customer_keys(plan: Plan) -> None:
     assert outputs["master_user_arn"] == ALICE
     assert outputs["indexer_role_arn"] == INDEXER_ROLE
     assert outputs["operator_arns"] == [ALICE, BOB]
+    assert outputs["reader_arns"] == [CAROL]
     access = resources["module.search[0].aws_opensearch_domain_policy.this"]["access_policies"]
     by_principal = _grants_by_principal(access)
     security_api = {
@@ -335,6 +394,7 @@ def test_fgac_one_node_vpc_and_customer_keys(plan: Plan) -> None:
         LOADER_ROLE: INDEXER,  # the export loader sends the indexer's requests
         ALICE: OPERATORS | security_api,
         BOB: OPERATORS,
+        CAROL: READERS_FGAC,
     }
 
     # One node: one zone, exactly one subnet for the domain; the function may use more.

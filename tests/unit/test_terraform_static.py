@@ -365,6 +365,7 @@ def test_domain_access_policy_names_its_principals_never_star() -> None:
         # The export loader's role (modules/loader) sends the indexer's requests too.
         "${var.indexer_grants}": ["${concat(['${var.indexer_role_arn}'],var.loader_role_arns)}"],
         "${local.operator_grants}": ["${var.operator_arns}"],
+        "${length(var.reader_arns) > 0 ? local.reader_grants : []}": ["${var.reader_arns}"],
         "${var.fine_grained_access_control_enabled ? ['${local.master_user_arn}'] : []}": [
             "${statement.value}"
         ],
@@ -382,7 +383,20 @@ def test_domain_access_policy_names_its_principals_never_star() -> None:
         "OperatorsOwnIndexTemplate": [f"_index_template/{TEMPLATE_PREFIX}${{var.index_name}}"],
         "OperatorsAliases": ["_aliases"],
         "OperatorsDashboards": ["_dashboards", "_dashboards/*"],
+        "OperatorsPointInTimePages": ["_search"],
+        "OperatorsScrollsAndPointInTimeClose": ["_search/scroll", "_search/point_in_time"],
     }
+    # Readers (read-only operators): GET/HEAD on the stack's indices and read-only POST
+    # endpoints; a root _search and Dashboards only under FGAC (see the module's comment).
+    search_locals = _locals("modules/search")
+    readers = str(search_locals["reader_grants"])
+    always, fgac_only = readers.split("var.fine_grained_access_control_enabled", maxsplit=1)
+    assert "ReadersOwnIndices" in always
+    assert "ReadersSearch" in always
+    for write in ("ESHttpPut", "ESHttpPatch", "_bulk", "_aliases", "_index_template"):
+        assert write not in always, write
+    assert "ReadersDashboards" in fgac_only
+    assert "ReadersPointInTimePages" in fgac_only
     # The default operator is the deploying identity, resolved from a session to its role.
     root = {k: v for entry in _load("").get("locals", []) for k, v in entry.items()}
     assert "data.aws_iam_session_context.current.issuer_arn" in _one(root["operator_arns"])

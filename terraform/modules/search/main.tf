@@ -17,7 +17,8 @@ locals {
   index_paths = [var.index_name, "${var.index_name}/*", local.generation, "${local.generation}/*"]
   # Operators: search, count, mapping and status reads, backfill's writes (index
   # and template creation, bulks) on the stack's indices, the generations'
-  # lifecycle, and Dashboards (which, without FGAC, shows every index).
+  # lifecycle, point-in-time pages and scrolls, and Dashboards (which, without
+  # FGAC, reaches every index).
   operator_grants = [
     {
       sid     = "OperatorsOwnIndices"
@@ -51,7 +52,62 @@ locals {
       actions = ["es:ESHttpHead", "es:ESHttpGet", "es:ESHttpPost", "es:ESHttpPut", "es:ESHttpPatch", "es:ESHttpDelete"]
       paths   = ["_dashboards", "_dashboards/*"]
     },
+    {
+      # Pages of a point in time (search --all, verify) go to "POST /_search" with
+      # the PIT id in the body: IAM cannot tell that from a search of every index,
+      # so readers get it only when fine-grained access control confines them.
+      sid     = "OperatorsPointInTimePages"
+      actions = ["es:ESHttpPost"]
+      paths   = ["_search"]
+    },
+    {
+      # Continuing or closing a scroll (or closing a point in time) needs its id,
+      # which only a search the principal was allowed to open returns.
+      sid     = "OperatorsScrollsAndPointInTimeClose"
+      actions = ["es:ESHttpPost", "es:ESHttpDelete"]
+      paths   = ["_search/scroll", "_search/point_in_time"]
+    },
   ]
+  # Read-only operators (reader_arns): the stack's indices through GET/HEAD and
+  # the read-only POST endpoints only; no bulk, template, alias or index writes.
+  # Without FGAC, Dashboards would let them read and write every index (its Dev
+  # Tools run as the caller), so they get it only under FGAC, in read-only mode.
+  reader_search_paths = flatten([
+    for index in [var.index_name, local.generation] : [
+      "${index}/_search", "${index}/_search/point_in_time", "${index}/_count", "${index}/_mget",
+    ]
+  ])
+  reader_grants = concat(
+    [
+      {
+        sid     = "ReadersOwnIndices"
+        actions = ["es:ESHttpHead", "es:ESHttpGet"]
+        paths   = concat(local.index_paths, ["${var.index_name},${var.index_name}-building", "${var.index_name},${var.index_name}-*"])
+      },
+      {
+        sid     = "ReadersSearch"
+        actions = ["es:ESHttpPost"]
+        paths   = local.reader_search_paths
+      },
+      {
+        sid     = "ReadersScrollsAndPointInTimeClose"
+        actions = ["es:ESHttpPost", "es:ESHttpDelete"]
+        paths   = ["_search/scroll", "_search/point_in_time"]
+      },
+    ],
+    var.fine_grained_access_control_enabled ? [
+      {
+        sid     = "ReadersPointInTimePages"
+        actions = ["es:ESHttpPost"]
+        paths   = ["_search"]
+      },
+      {
+        sid     = "ReadersDashboards"
+        actions = ["es:ESHttpHead", "es:ESHttpGet", "es:ESHttpPost", "es:ESHttpPut", "es:ESHttpPatch", "es:ESHttpDelete"]
+        paths   = ["_dashboards", "_dashboards/*"]
+      },
+    ] : [],
+  )
   domain_arn = "arn:${data.aws_partition.current.partition}:es:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:domain/${var.domain_name}"
   log_types  = var.log_publishing_enabled ? toset(["INDEX_SLOW_LOGS", "SEARCH_SLOW_LOGS", "ES_APPLICATION_LOGS"]) : toset([])
 }
@@ -243,6 +299,21 @@ data "aws_iam_policy_document" "access" {
       principals {
         type        = "AWS"
         identifiers = var.operator_arns
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(var.reader_arns) > 0 ? local.reader_grants : []
+    content {
+      sid       = statement.value.sid
+      effect    = "Allow"
+      actions   = statement.value.actions
+      resources = [for path in statement.value.paths : "${local.domain_arn}/${path}"]
+
+      principals {
+        type        = "AWS"
+        identifiers = var.reader_arns
       }
     }
   }

@@ -102,6 +102,17 @@ variable "operator_arns" {
   }
 }
 
+variable "reader_arns" {
+  type        = list(string)
+  description = "IAM principals (users or roles) that may only read the stack's index: search, count, documents, mappings, generations; Dashboards only with fine-grained access control."
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.reader_arns : can(regex("^arn:aws[a-z-]*:(iam::[0-9]{12}:(root|user/.+|role/.+)|sts::[0-9]{12}:federated-user/.+)$", arn))])
+    error_message = "reader_arns are IAM user, role, account root or STS federated-user ARNs (never \"*\")."
+  }
+}
+
 variable "index_name" {
   type        = string
   description = "The stack's index (alias); operators may use it, its generations (<index>-*) and its template."
