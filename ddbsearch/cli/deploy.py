@@ -179,6 +179,18 @@ def deploy(
             rich_help_panel=_AWS_PANEL,
         ),
     ] = None,
+    reader_arn: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reader-arn",
+            metavar="ARN",
+            help=(
+                "IAM user/role that may only read: search, status, verify (no --repair), "
+                "explain, Dashboards read-only; repeatable. No index, template or alias writes."
+            ),
+            rich_help_panel=_AWS_PANEL,
+        ),
+    ] = None,
     var: Annotated[
         list[str] | None,
         typer.Option(
@@ -272,6 +284,7 @@ def deploy(
         "instance_type": instance_type,
         "instance_count": instance_count,
         "operator_arns": operator_arn or (),
+        "reader_arns": reader_arn or (),
         "terraform_vars": None if local else infra.parse_vars(var or ()),
         "state_bucket": state_bucket,
         "domain_arn": domain_arn,
@@ -362,8 +375,9 @@ class TerminalEvents:
             )
         if preview.target is not None and preview.target.fgac_enabled:
             console.info(
-                f"ddbsearch's OpenSearch roles ddbsearch-{escape(preview.name)}-indexer/-operator "
-                "and their mappings are removed first."
+                f"ddbsearch's OpenSearch roles ddbsearch-{escape(preview.name)}-indexer/-operator/"
+                "-reader, their mappings and the entries deploy added to the Dashboards role "
+                "mappings are removed first."
             )
 
     def confirm_destroy(self, name: str) -> bool:
@@ -406,11 +420,13 @@ def _report_deploy(report: DeployReport) -> None:
     if report.security_changes:
         console.info(
             "fine-grained access control: mapped the indexer and the operators to "
-            f"ddbsearch-{escape(target.name)}-indexer/-operator "
+            f"ddbsearch-{escape(target.name)}-indexer/-operator/-reader and Dashboards "
             f"({len(report.security_changes)} roles/mappings written)"
         )
     elif target.fgac_enabled:
         console.info("fine-grained access control: ddbsearch's roles and mappings are in place")
+    for warning in report.security_warnings:
+        console.warn(f"fine-grained access control: {warning}")
     if report.access_policy_statement is not None:
         console.warn(
             "the existing domain's owner must allow the indexer in its access policy: add "

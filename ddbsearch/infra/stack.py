@@ -168,6 +168,7 @@ class DeployResult:
     index_warning: str | None  # why the index could not be prepared now (not fatal)
     plan: PlanSummary = field(default_factory=PlanSummary)
     security_changes: tuple[str, ...] = ()  # FGAC roles/mappings written (empty: all in place)
+    security_warnings: tuple[str, ...] = ()  # FGAC: what deploy could not map (not fatal)
     single_node: bool = False  # one data node, no replica
     access_policy_statement: Mapping[str, Any] | None = None  # existing domain without FGAC
 
@@ -274,9 +275,10 @@ def apply_stack(
     set_current("aws", settings.name)
     credentials = session_for(planned.identity).get_credentials()
     changed: tuple[str, ...] = ()
+    security_warnings: tuple[str, ...] = ()
     if target.fgac_enabled:
         progress("mapping the indexer and the operators to their OpenSearch roles")
-        changed = apply_security(target, outputs, credentials=credentials)
+        changed, security_warnings = apply_security(target, outputs, credentials=credentials)
     statement = None
     if target.domain_managed is False and not target.fgac_enabled:
         statement = access_policy_statement(outputs)
@@ -295,32 +297,58 @@ def apply_stack(
         index_warning=warning,
         plan=planned.plan,
         security_changes=changed,
+        security_warnings=security_warnings,
         single_node=single,
         access_policy_statement=statement,
     )
 
 
+def dashboards_record_path(name: str) -> Path:
+    """What deploy added to the domain's built-in Dashboards role mappings (FGAC)."""
+    return stack_dir(name) / "fgac-dashboards.json"
+
+
+def _arns(outputs: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = outputs.get(key) or ()
+    return (value,) if isinstance(value, str) else tuple(str(v) for v in value)
+
+
 def apply_security(
     target: Target, outputs: Mapping[str, Any], *, credentials: Any
-) -> tuple[str, ...]:
-    """Create or update the stack's FGAC roles and mappings, as the master user."""
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Create or update the stack's FGAC roles and mappings, as the master user.
+
+    With Dashboards in the stack (``dashboards_url``), the operators and readers are
+    also added to the built-in Dashboards role mappings (only added, never replaced).
+    Returns what was written and warnings (what could not be mapped).
+    """
     from ddbsearch.infra import security
 
     indexer_arn = outputs.get("indexer_role_arn")
     if not indexer_arn:
         raise InfraError("terraform outputs lack indexer_role_arn (needed for FGAC)")
+    readers = _arns(outputs, "reader_arns")
     roles = security.stack_roles(
         stack=target.name,
         index=target.index,
         indexer_role_arn=str(indexer_arn),
         operator_arns=target.operator_arns,
+        reader_arns=readers,
         loader_role_arns=[str(outputs["loader_role_arn"])]
         if outputs.get("loader_role_arn")
         else [],
     )
+    wanted = (
+        security.dashboards_grants(target.operator_arns, readers) if target.dashboards_url else {}
+    )
     master = outputs.get("master_user_arn")
+    transport = _transport(target, credentials)
+    record_path = dashboards_record_path(target.name)
     try:
-        return tuple(security.apply_roles(_transport(target, credentials), roles))
+        changed = security.apply_roles(transport, roles)
+        dashboards = security.apply_dashboards(
+            transport, target.name, wanted, security.DashboardsRecord.read(record_path)
+        )
     except AuthError as exc:
         raise AuthError(
             f"could not map ddbsearch's FGAC roles: {exc.message}",
@@ -329,6 +357,8 @@ def apply_security(
                 "or a principal mapped to security_manager, then deploy again"
             ),
         ) from exc
+    dashboards.record.write(record_path)
+    return tuple(changed + dashboards.changed), tuple(dashboards.warnings)
 
 
 def access_policy_statement(outputs: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -457,8 +487,25 @@ def destroy_stack(
         progress("removing ddbsearch's OpenSearch roles and mappings")
         from ddbsearch.infra import security
 
+        transport = _transport(target, credentials)
+        record_path = dashboards_record_path(name)
+        record = security.DashboardsRecord.read(record_path)
         try:
-            security.remove_roles(_transport(target, credentials), name)
+            # Only what deploy added to the built-in Dashboards mappings goes.
+            left = security.apply_dashboards(transport, name, {}, record)
+            left.record.write(record_path)
+        except (DdbsearchError, TransportError) as exc:
+            added = "; ".join(
+                f"{role}: {', '.join(p.backend_roles + p.users)}"
+                for role, p in record.added.items()
+                if p
+            )
+            warnings.append(
+                f"ddbsearch's entries in the Dashboards role mappings could not be removed "
+                f"({exc}); remove them as the master user ({added})"
+            )
+        try:
+            security.remove_roles(transport, name)
         except (DdbsearchError, TransportError) as exc:
             warnings.append(
                 f"the FGAC roles ddbsearch-{name}-* could not be removed ({exc}); "

@@ -93,6 +93,7 @@ class StackSettings:
     instance_type: str | None = None
     instance_count: int | None = None
     operator_arns: tuple[str, ...] = ()
+    reader_arns: tuple[str, ...] = ()  # read-only operators (search, status, verify, explain)
     extra_vars: Mapping[str, Any] = field(default_factory=dict)
     state_bucket: str | None = None
     domain_arn: str | None = None  # an existing OpenSearch domain (never changed nor deleted)
@@ -124,6 +125,8 @@ class StackSettings:
             values["instance_count"] = self.instance_count
         if self.operator_arns:
             values["operator_arns"] = list(self.operator_arns)
+        if self.reader_arns:
+            values["reader_arns"] = list(self.reader_arns)
         if self.domain_arn is not None:
             values["existing_domain_arn"] = self.domain_arn
         for key, value in self.extra_vars.items():

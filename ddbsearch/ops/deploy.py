@@ -109,6 +109,7 @@ class DeployReport:
     log_path: Path | None = None  # the full Terraform log (AWS)
     plan: PlanSummary | None = None  # AWS: what Terraform planned (and applied)
     security_changes: tuple[str, ...] = ()  # FGAC roles/mappings written by this deploy
+    security_warnings: tuple[str, ...] = ()  # FGAC: what could not be mapped (not fatal)
     single_node: bool = False  # one data node and no replica: not for production
     # An existing domain without FGAC: the statement its owner adds for the indexer.
     access_policy_statement: Mapping[str, Any] | None = None
@@ -148,6 +149,7 @@ def deploy(
     instance_type: str | None = None,
     instance_count: int | None = None,
     operator_arns: Sequence[str] = (),
+    reader_arns: Sequence[str] = (),
     terraform_vars: Mapping[str, Any] | None = None,
     state_bucket: str | None = None,
     domain_arn: str | None = None,
@@ -193,6 +195,7 @@ def deploy(
         instance_type=instance_type,
         instance_count=instance_count,
         operator_arns=tuple(operator_arns),
+        reader_arns=tuple(reader_arns),
         extra_vars=dict(terraform_vars or {}),
         state_bucket=state_bucket,
         domain_arn=domain_arn,
@@ -211,6 +214,7 @@ def plan(
     instance_type: str | None = None,
     instance_count: int | None = None,
     operator_arns: Sequence[str] = (),
+    reader_arns: Sequence[str] = (),
     terraform_vars: Mapping[str, Any] | None = None,
     state_bucket: str | None = None,
     domain_arn: str | None = None,
@@ -230,6 +234,7 @@ def plan(
         instance_type=instance_type,
         instance_count=instance_count,
         operator_arns=tuple(operator_arns),
+        reader_arns=tuple(reader_arns),
         extra_vars=dict(terraform_vars or {}),
         state_bucket=state_bucket,
         domain_arn=domain_arn,
@@ -336,6 +341,7 @@ def deploy_aws(
         log_path=log_path(result.target.name),
         plan=plan,
         security_changes=result.security_changes,
+        security_warnings=result.security_warnings,
         single_node=result.single_node,
         access_policy_statement=result.access_policy_statement,
     )

@@ -678,6 +678,7 @@ def test_domain_arn_uses_the_existing_domain_and_says_what_its_policy_needs(
 INDEXER_ROLE = "arn:aws:iam::123456789012:role/ddbsearch-indexer"
 OPS_ROLE = "arn:aws:iam::123456789012:role/team/ops"
 OPS_USER = "arn:aws:iam::123456789012:user/alice"
+READER = "arn:aws:iam::123456789012:role/analysts"
 INDEX_PERMISSIONS = {
     "indexer": [
         "indices:data/write/bulk*",
@@ -720,9 +721,12 @@ def _expected_writes(index: str) -> list[tuple[str, str, Any]]:
             "PUT",
             "roles/ddbsearch-ddbsearch-operator",
             {
-                "description": "ddbsearch ddbsearch: operators search, backfill, redrive",
+                "description": (
+                    "ddbsearch ddbsearch: operators search, backfill, reindex, repair, redrive"
+                ),
                 "cluster_permissions": [
                     "cluster_composite_ops_ro",
+                    "indices:data/read/scroll/clear",
                     "cluster:monitor/health",
                     "indices:data/write/bulk",
                     "indices:admin/index_template/get",
@@ -756,6 +760,47 @@ def _expected_writes(index: str) -> list[tuple[str, str, Any]]:
             "rolesmapping/ddbsearch-ddbsearch-operator",
             {"backend_roles": [OPS_ROLE], "users": [OPS_USER]},
         ),
+        (
+            "PUT",
+            "roles/ddbsearch-ddbsearch-reader",
+            {
+                "description": (
+                    "ddbsearch ddbsearch: read-only operators search, status, verify, explain"
+                ),
+                "cluster_permissions": [
+                    "cluster_composite_ops_ro",
+                    "indices:data/read/scroll/clear",
+                ],
+                "index_permissions": [
+                    {
+                        "index_patterns": patterns,
+                        "allowed_actions": [
+                            "read",
+                            "indices:admin/get",
+                            "indices:admin/mappings/get",
+                            "indices:admin/aliases/get",
+                        ],
+                    }
+                ],
+            },
+        ),
+        (
+            "PUT",
+            "rolesmapping/ddbsearch-ddbsearch-reader",
+            {"backend_roles": [READER], "users": []},
+        ),
+        # Dashboards: the built-in mappings had no members yet, so they are created;
+        # with members, deploy only appends (tests/unit/test_fgac_roles.py).
+        (
+            "PUT",
+            "rolesmapping/opensearch_dashboards_user",
+            {"backend_roles": [READER, OPS_ROLE], "users": [OPS_USER]},
+        ),
+        (
+            "PUT",
+            "rolesmapping/opensearch_dashboards_read_only",
+            {"backend_roles": [READER], "users": []},
+        ),
     ]
 
 
@@ -768,14 +813,15 @@ def test_fgac_roles_are_mapped_signed_idempotent_and_removed_by_destroy(
     args = [
         "deploy", "--yes", "--region", "us-east-1", "--index", "orders",
         "--var", "fine_grained_access_control_enabled=true",
-        "--operator-arn", OPS_ROLE, "--operator-arn", OPS_USER,
+        "--operator-arn", OPS_ROLE, "--operator-arn", OPS_USER, "--reader-arn", READER,
     ]  # fmt: skip
     with recording_domain() as domain:
         monkeypatch.setenv("FAKE_TERRAFORM_DOMAIN_ENDPOINT", domain.url)
         first = runner.invoke(app, args)
         assert first.exit_code == 0, first.stderr
+        assert tfvars()["reader_arns"] == [READER]
         assert domain.writes() == _expected_writes("orders")
-        assert "4 roles/mappings written" in first.stderr
+        assert "8 roles/mappings written" in first.stderr
         # Signed as the operator running deploy (SigV4 through the security REST API).
         security = [r for r in domain.requests if "_security" in r.path]
         assert all(r.headers["Authorization"].startswith("AWS4-HMAC-SHA256 ") for r in security)
@@ -788,7 +834,8 @@ def test_fgac_roles_are_mapped_signed_idempotent_and_removed_by_destroy(
         second = runner.invoke(app, args)
         assert second.exit_code == 0, second.stderr
         assert domain.writes() == []  # compared and skipped: nothing re-sent
-        assert [m for m, _, _ in domain.security_requests()] == ["GET"] * 4
+        # 6 for ddbsearch's roles and mappings, 2 x (built-in role, its mapping).
+        assert [m for m, _, _ in domain.security_requests()] == ["GET"] * 10
         assert "roles and mappings are in place" in second.stderr
 
         # Someone narrowed the operator mapping by hand: the next deploy restores it only.
@@ -797,16 +844,30 @@ def test_fgac_roles_are_mapped_signed_idempotent_and_removed_by_destroy(
         assert runner.invoke(app, args).exit_code == 0
         assert domain.writes() == [_expected_writes("orders")[3]]
 
+        # Someone else maps a principal to Dashboards: destroy leaves it there.
+        bi = "arn:aws:iam::123456789012:role/bi"
+        domain.security["rolesmapping/opensearch_dashboards_user"]["backend_roles"].append(bi)
         domain.clear()
         gone = runner.invoke(app, ["destroy", "--yes"])
         assert gone.exit_code == 0, gone.stderr
-        assert domain.writes() == [
-            ("DELETE", "rolesmapping/ddbsearch-ddbsearch-indexer", None),
-            ("DELETE", "rolesmapping/ddbsearch-ddbsearch-operator", None),
-            ("DELETE", "roles/ddbsearch-ddbsearch-indexer", None),
-            ("DELETE", "roles/ddbsearch-ddbsearch-operator", None),
+        assert [(m, p) for m, p, _ in domain.writes()] == [
+            ("PATCH", "rolesmapping/opensearch_dashboards_user"),
+            ("PATCH", "rolesmapping/opensearch_dashboards_read_only"),
+            ("DELETE", "rolesmapping/ddbsearch-ddbsearch-indexer"),
+            ("DELETE", "rolesmapping/ddbsearch-ddbsearch-operator"),
+            ("DELETE", "rolesmapping/ddbsearch-ddbsearch-reader"),
+            ("DELETE", "roles/ddbsearch-ddbsearch-indexer"),
+            ("DELETE", "roles/ddbsearch-ddbsearch-operator"),
+            ("DELETE", "roles/ddbsearch-ddbsearch-reader"),
         ]
-        assert domain.security == {}
+        assert domain.ours() == {
+            "rolesmapping/opensearch_dashboards_user": {
+                "backend_roles": [bi], "users": [], "hosts": [], "and_backend_roles": []
+            },
+            "rolesmapping/opensearch_dashboards_read_only": {
+                "backend_roles": [], "users": [], "hosts": [], "and_backend_roles": []
+            },
+        }  # fmt: skip
     # Removed before the domain goes: destroy ran after the DELETEs.
     assert commands(fake_terraform())[-1] == "destroy"
 
@@ -833,7 +894,35 @@ def test_fgac_on_an_existing_domain_maps_the_indexer_and_destroy_keeps_the_domai
         assert "access policy" not in result.stderr  # FGAC grants it: no statement needed
         gone = runner.invoke(app, ["destroy", "--yes"])
         assert gone.exit_code == 0, gone.stderr
-        assert domain.security == {}
+        # Only the (now empty) built-in Dashboards mapping deploy created stays.
+        assert domain.ours() == {
+            "rolesmapping/opensearch_dashboards_user": {
+                "backend_roles": [], "users": [], "hosts": [], "and_backend_roles": []
+            }
+        }  # fmt: skip
+
+
+@pytest.mark.integration
+def test_fgac_without_dashboards_roles_on_the_domain_deploys_and_says_so(
+    fake_terraform: Calls, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.cli.recording import recording_domain
+
+    with recording_domain() as domain:
+        domain.security.clear()  # a domain without the built-in Dashboards roles
+        monkeypatch.setenv("FAKE_TERRAFORM_DOMAIN_ENDPOINT", domain.url)
+        result = runner.invoke(
+            app,
+            [
+                "deploy", "--yes", "--region", "us-east-1",
+                "--var", "fine_grained_access_control_enabled=true",
+            ],
+        )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "the domain has no opensearch_dashboards_user (or kibana_user) role" in " ".join(
+        result.stderr.split()
+    )
+    assert "rolesmapping/ddbsearch-ddbsearch-operator" in domain.security
 
 
 @pytest.mark.integration

@@ -50,10 +50,10 @@ def test_nothing_to_do_is_not_pending_but_an_output_change_is() -> None:
 
 def test_docs_show_the_role_bodies_deploy_sends() -> None:
     text = DOCS.read_text()
-    indexer, operator = stack_roles(
+    roles = stack_roles(
         stack="<stack>", index="<index>", indexer_role_arn="<indexer_role_arn>", operator_arns=()
     )
-    for role in (indexer, operator):
+    for role in roles:
         match = re.search(
             rf"PUT _plugins/_security/api/roles/{re.escape(role.name)}\n(\{{.*?\n\}})\n",
             text,
@@ -64,7 +64,7 @@ def test_docs_show_the_role_bodies_deploy_sends() -> None:
 
 
 def test_operators_split_into_backend_roles_and_users() -> None:
-    _, operator = stack_roles(
+    _, operator, _ = stack_roles(
         stack="s",
         index="i",
         indexer_role_arn="arn:aws:iam::123456789012:role/s-indexer",
