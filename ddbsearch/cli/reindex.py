@@ -100,7 +100,8 @@ def reindex(
         bool,
         typer.Option(
             "--abort",
-            help="Drop the generation being built; the serving one is left untouched.",
+            help="Drop the generation being built (cancelling its export load, if one runs); "
+            "the serving one is left untouched.",
         ),
     ] = False,
     segments: Annotated[

@@ -12,10 +12,11 @@ with writes going on during the whole fill.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -225,3 +226,38 @@ def test_an_export_fill_survives_the_command_stopping_and_abort_cancels_it(
         assert not process_alive(record.pid)
     assert {g.name for g in list_generations(transport, target.index)} == {second}
     assert not state_path(target).exists()
+
+
+def test_on_aws_the_size_chooses_the_fill_and_reindex_says_which_and_how_to_force_the_other(
+    ops_target: Callable[..., Target],
+) -> None:
+    """The same choice and line as backfill; a contradiction is refused before anything
+    is created. (An AWS-kind target on the emulators: unsigned, as the local stack.)"""
+    local = ops_target((("userId", "N"), ("transactionId", "N")))
+    target = dataclasses.replace(local, kind="aws", name="sized")
+    transport = SearchTransport(target.search_endpoint, sigv4=False)
+    before = [g.name for g in list_generations(transport, target.index)]
+    try:
+        refused = runner.invoke(
+            app,
+            ["reindex", "--scan", "--export-arn", "arn:aws:dynamodb:x", "--local"],
+        )
+        assert refused.exit_code == 2
+        assert "--export-arn loads an export; drop --scan" in refused.stderr
+        assert [g.name for g in list_generations(transport, target.index)] == before
+
+        steps: list[str] = []
+        summary = run_reindex(
+            target, settle_seconds=0, retire_seconds=0, events=ReindexEvents(step=steps.append)
+        )
+        assert summary.swapped
+        assert summary.fill is not None
+        assert summary.load is None
+        reason = (
+            f"table {target.table} holds 0.0 GB (< 10 GB): scanning it "
+            "(--from-export loads it from an export instead)"
+        )
+        assert reason in steps
+        assert steps.index(reason) < next(i for i, s in enumerate(steps) if s.startswith("filling"))
+    finally:
+        transport.request("DELETE", f"/{target.index}-*")
