@@ -350,13 +350,18 @@ def _key_names(target: Target) -> list[str]:
     return [k["AttributeName"] for k in schema]
 
 
-def _start_aws(target: Target, export: dict[str, Any], generations: list[str]) -> LoadRecord:
-    arn = target.loader_state_machine_arn
-    if not arn:
+def require_loader(target: Target) -> None:
+    """Raise NotDeployedError when an AWS stack has no export loader to load with."""
+    if target.kind == "aws" and not (target.loader_state_machine_arn and target.export_bucket):
         raise NotDeployedError(
             "this stack has no export loader",
-            hint="deploy again with export_loader_enabled = true (the default)",
+            hint="deploy again with export_loader_enabled = true (the default), or use --scan",
         )
+
+
+def _start_aws(target: Target, export: dict[str, Any], generations: list[str]) -> LoadRecord:
+    require_loader(target)
+    arn = str(target.loader_state_machine_arn)
     sfn = clients.client(target, "stepfunctions")
     if generations:
         _require_generations(sfn, arn)

@@ -676,6 +676,8 @@ def run_reindex(  # noqa: PLR0912, PLR0915 - one linear procedure, resumable at 
         events.step(f"continuing the reindex into {state.generation} ({state.phase})")
     else:
         choice = choose()  # refused (exit 2) before anything is created
+        if choice.export:
+            export_load.require_loader(target)
         serving = [g for g in gens if g.serving]
         current = serving[0].config if serving else None
         planned = plan_config(
@@ -831,6 +833,8 @@ def _switch_fill(
     target: Target, state: ReindexState, choice: export_load.FillChoice, export_arn: str | None
 ) -> None:
     """A fill method asked for when continuing: kept unless an export load is running."""
+    if choice.export:
+        export_load.require_loader(target)
     if choice.method != state.fill and state.fill == "export":
         current = _our_load(target, state)
         if current is not None and current[1].running:

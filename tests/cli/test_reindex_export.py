@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from ddbsearch.cli import app
 from ddbsearch.core.lifecycle import list_generations
 from ddbsearch.core.transport import SearchTransport
-from ddbsearch.errors import Aborted
+from ddbsearch.errors import Aborted, NotDeployedError
 from ddbsearch.local.deploy import deploy_local, destroy_local, wait_until_idle
 from ddbsearch.local.processes import process_alive
 from ddbsearch.local.stack import LocalStack, start_stack
@@ -244,6 +244,10 @@ def test_on_aws_the_size_chooses_the_fill_and_reindex_says_which_and_how_to_forc
         )
         assert refused.exit_code == 2
         assert "--export-arn loads an export; drop --scan" in refused.stderr
+        assert [g.name for g in list_generations(transport, target.index)] == before
+        # An export fill on a stack deployed without the loader: refused up front too.
+        with pytest.raises(NotDeployedError, match="no export loader"):
+            run_reindex(target, from_export=True, settle_seconds=0)
         assert [g.name for g in list_generations(transport, target.index)] == before
 
         steps: list[str] = []

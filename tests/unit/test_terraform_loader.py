@@ -186,7 +186,7 @@ def test_the_execution_input_holds_everything_plan_reads(monkeypatch: pytest.Mon
     monkeypatch.setattr(export_load.clients, "client", lambda target, service: Sfn())
     target = Target(
         "aws", "s", "us-east-1", "T", "t", "https://x", key_names=("pk", "sk"),
-        loader_state_machine_arn="arn:aws:states:us-east-1:1:stateMachine:m",
+        loader_state_machine_arn="arn:aws:states:us-east-1:1:stateMachine:m", export_bucket="b",
     )  # fmt: skip
     export = {"ExportArn": "arn:aws:dynamodb:us-east-1:1:table/T/export/e"}
     monkeypatch.setattr(export_load, "_write_record", lambda target, record: None)
