@@ -910,7 +910,7 @@ def _export_fill(
     )
     current = export_load.progress(target, record)
     done = current.items_done if current is not None else 0
-    total = (record.items if record.items is not None else None) or table.item_count
+    total = record.items or table.item_count
     events.fill_start(total, done)
 
     def advance(p: LoadProgress) -> None:
