@@ -60,32 +60,21 @@ def _use_export(
 ) -> bool:
     """Export or Scan: what was asked, else the table's size decides (and we say so)."""
     from ddbsearch import clients
-    from ddbsearch.errors import InputError
-    from ddbsearch.ops.export_load import EXPORT_THRESHOLD_BYTES, choose_method
+    from ddbsearch.ops.export_load import choose_fill
     from ddbsearch.tables import describe_table
 
-    if from_export is False:
-        if export_arn or detach:
-            raise InputError("--export-arn and --detach load an export; drop --scan")
-        return False
-    if from_export or export_arn or detach:
-        return True
-    if target.kind == "local":
-        return False  # the local stack scans unless asked: its tables are small
-    info = describe_table(clients.client(target, "dynamodb"), target.table)
-    method = choose_method(target, info.size_bytes, from_export=False)
-    size, limit = info.size_bytes / 1024**3, EXPORT_THRESHOLD_BYTES // 1024**3
-    if method == "export":
-        console.info(
-            f"table {target.table} holds {size:,.1f} GB (>= {limit} GB): loading it from "
-            "an export (--scan forces a Scan)"
-        )
-        return True
-    console.info(
-        f"table {target.table} holds {size:,.1f} GB (< {limit} GB): scanning it "
-        "(--from-export loads it from an export instead)"
+    choice = choose_fill(
+        target,
+        from_export=from_export,
+        export_arn=export_arn,
+        detach=detach,
+        size_bytes=lambda: (
+            describe_table(clients.client(target, "dynamodb"), target.table).size_bytes
+        ),
     )
-    return False
+    if choice.reason:
+        console.info(choice.reason)
+    return choice.export
 
 
 @app.command()

@@ -50,6 +50,13 @@ def _print_summary(summary: ReindexSummary) -> None:
             f"  filled   {f.scanned:,} rows, {f.indexed:,} indexed, {f.stale:,} already newer "
             f"from the stream, {f.failed:,} failed, in {f.seconds:.1f} s"
         )
+    if summary.load is not None:
+        load = summary.load
+        lines.append(
+            f"  filled   {load.items_done:,} rows from an export ({load.files_done}/"
+            f"{load.files_total} files), {load.dead_lettered:,} dead-lettered, "
+            f"in {load.elapsed_seconds:.1f} s"
+        )
     if summary.verify is not None:
         v = summary.verify
         lines.append(
@@ -93,7 +100,8 @@ def reindex(
         bool,
         typer.Option(
             "--abort",
-            help="Drop the generation being built; the serving one is left untouched.",
+            help="Drop the generation being built (cancelling its export load, if one runs); "
+            "the serving one is left untouched.",
         ),
     ] = False,
     segments: Annotated[
@@ -104,6 +112,34 @@ def reindex(
         float | None,
         typer.Option(
             "--max-rcu", min=0.001, help="Read at most this many RCU per second while filling."
+        ),
+    ] = None,
+    from_export: Annotated[
+        bool | None,
+        typer.Option(
+            "--from-export/--scan",
+            help="Fill the new generation from a DynamoDB export (no read capacity; the load "
+            "runs on AWS, or in the local map runner, and writes only the new generation) or "
+            "force a Scan. Default: export for tables of 10 GB or more on AWS, Scan otherwise "
+            "and on the local stack.",
+        ),
+    ] = None,
+    export_arn: Annotated[
+        str | None,
+        typer.Option(
+            "--export-arn",
+            help="Fill from this export instead of a new one (it must be taken after the "
+            "new generation was created).",
+        ),
+    ] = None,
+    max_concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--max-concurrency",
+            min=1,
+            max=1000,
+            help="Local export loads: files loaded at once (default 4; on AWS the "
+            "Terraform variable export_load_max_concurrency).",
         ),
     ] = None,
     settle_seconds: Annotated[
@@ -130,7 +166,8 @@ def reindex(
     """Rebuild the index as a new generation and swap searches to it, with no downtime.
 
     Creates the next generation (the serving configuration, or the one the options
-    give), has the stream write it too, fills it from the table like backfill,
+    give), has the stream write it too, fills it from the table like backfill (a
+    Scan, or for large tables an export load into the new generation only),
     verifies ids and counts, then moves the alias atomically and drops the old
     generation. Running it again continues an interrupted reindex; --abort drops
     the generation being built. Exit code 2 for an invalid configuration (nothing
@@ -158,6 +195,8 @@ def reindex(
     if abort:
         if any(v is not None for v in (mapping, include, exclude, version_attribute, ttl_deletes)):
             raise InputError("--abort takes no configuration options")
+        if from_export is not None or export_arn is not None:
+            raise InputError("--abort takes no fill options (--from-export, --scan, --export-arn)")
         summary = abort_reindex(target, retire_seconds=settle, events=ReindexEvents(step=step))
         if json_output:
             emit_json(summary.to_json())
@@ -191,6 +230,9 @@ def reindex(
                 keep_old=keep_old,
                 segments=segments,
                 max_rcu=max_rcu,
+                from_export=from_export,
+                export_arn=export_arn,
+                max_concurrency=max_concurrency,
                 settle_seconds=settle,
                 retire_seconds=settle,
                 events=events,

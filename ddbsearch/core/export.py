@@ -9,7 +9,8 @@ and ``manifest-files.json`` (JSON lines, one ``{"dataFileS3Key": ...,
 list comes from the manifest when there is one and from the prefix otherwise.
 
 Each row becomes, for every live generation the stream handler writes (the
-index's alias and, during a reindex, the building alias), the same
+index's alias and, during a reindex, the building alias; or only the generations
+the event names, as ``reindex`` asks so that the serving one is not written twice), the same
 :class:`~ddbsearch.core.documents.Action` Scan backfill makes
 (:func:`~ddbsearch.core.documents.action_from_item` with that generation's
 configuration), at the backfill version of the export time: every stream change
@@ -105,6 +106,9 @@ class LoadRequest:
     key_names: tuple[str, ...]
     version: int
     start_line: int = 0
+    # The generations (concrete index names) to write; empty: every live generation.
+    # A reindex loads only the one it builds: the serving one has its rows already.
+    generations: tuple[str, ...] = ()
 
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> LoadRequest:
@@ -114,11 +118,15 @@ class LoadRequest:
             key_names = tuple(str(k) for k in event["key_names"])
             version = int(event["version"])
             start_line = int(event.get("start_line") or 0)
+            raw = event.get("generations") or ()
+            if isinstance(raw, (str, bytes)) or not all(isinstance(g, str) for g in raw):
+                raise TypeError("generations must be a list of index names")
+            generations = tuple(raw)
         except (KeyError, TypeError, ValueError) as exc:
             raise ExportFileError(f"malformed load event: {type(exc).__name__}: {exc}") from None
-        if not bucket or not key or not key_names or start_line < 0:
+        if not bucket or not key or not key_names or start_line < 0 or "" in generations:
             raise ExportFileError("load event needs bucket, key, key_names and a version")
-        return cls(bucket, key, key_names, version, start_line)
+        return cls(bucket, key, key_names, version, start_line, generations)
 
     def to_event(self) -> dict[str, Any]:
         return {
@@ -127,6 +135,7 @@ class LoadRequest:
             "key_names": list(self.key_names),
             "version": self.version,
             "start_line": self.start_line,
+            "generations": list(self.generations),
         }
 
 
@@ -362,8 +371,9 @@ class ExportLoader:
         result: LoadResult,
         deadline: float,
     ) -> None:
-        """Index rows into every live generation (as the stream handler writes them)."""
-        live = self._live()
+        """Index rows into every live generation (as the stream handler writes them), or
+        into those of the request's generations that are live."""
+        live = self._targets(request)
         actions: list[Action] = []
         owner: list[int] = []  # the row (position in ``rows``) each action belongs to
         rejected: dict[int, list[str]] = {}
@@ -409,6 +419,20 @@ class ExportLoader:
             self._reject(request, rows, rejected, deletes, deadline)
             result.dead_lettered += len(rejected)
         result.rows += len(rows)
+
+    def _targets(self, request: LoadRequest) -> Sequence[Any]:
+        live = self._live()
+        if not request.generations:
+            return live
+        chosen = [g for g in live if g.name in request.generations]
+        if not chosen:
+            # Dropped or swapped meanwhile (an aborted reindex): writing anything else
+            # would put rows where nobody asked for them. Not retried.
+            raise ExportFileError(
+                f"none of the generations {', '.join(request.generations)} is live "
+                "(the reindex it was loading for was aborted or has finished)"
+            )
+        return chosen
 
     def _reject(
         self,

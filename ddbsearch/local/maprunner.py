@@ -140,6 +140,7 @@ class LoadSpec:
     region: str = "us-east-1"
     map: dict[str, Any] = field(default_factory=dict)
     stack_state: str | None = None  # the local stack's stack.json: gone -> stop
+    generations: list[str] = field(default_factory=list)  # passed through; empty: all live
 
     @classmethod
     def load(cls, run_dir: Path) -> LoadSpec:
@@ -286,6 +287,7 @@ class MapRun:
                 "key_names": self.spec.key_names,
                 "version": self.spec.version,
                 "start_line": item.next_line,
+                "generations": self.spec.generations,
             }
             result = function.invoke(event)
             item.invocations += 1

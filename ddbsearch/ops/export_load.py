@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -78,6 +78,8 @@ class LoadRecord:
     pid: int | None = None  # local: the map runner
     execution_arn: str | None = None  # aws
     cancelled: bool = False  # --cancel stopped it: never resumed
+    # The generations it writes (a reindex's building one); empty: every live one.
+    generations: list[str] = field(default_factory=list)
     format: int = STATE_FORMAT
 
     @classmethod
@@ -287,16 +289,22 @@ def _epoch(value: Any) -> float:
 
 
 def start_load(
-    target: Target, export: dict[str, Any], *, max_concurrency: int | None = None
+    target: Target,
+    export: dict[str, Any],
+    *,
+    max_concurrency: int | None = None,
+    generations: Sequence[str] = (),
 ) -> LoadRecord:
     """Start the load of an export; returns the record written to the state file.
 
     On AWS the export may still be running: the state machine waits for it, lists its
     files and loads them (the CLI can leave at once). Locally the export is complete
-    (moto writes it at once) and the map runner gets the list of files.
+    (moto writes it at once) and the map runner gets the list of files. ``generations``
+    restricts the load to these index generations (a reindex's building one); by
+    default every row goes to every live generation, as stream changes do.
     """
     if target.kind == "aws":
-        record = _start_aws(target, export)
+        record = _start_aws(target, export, list(generations))
         _write_record(target, record)
         return record
     bucket, prefix = str(export["S3Bucket"]), str(export.get("S3Prefix") or "")
@@ -311,7 +319,10 @@ def start_load(
     version = export_version(_epoch(export["ExportTime"]))
     key_names = _key_names(target)
     items = export.get("ItemCount")
-    plan = _Plan(str(export["ExportArn"]), bucket, prefix, manifest, files, key_names, version)
+    plan = _Plan(
+        str(export["ExportArn"]), bucket, prefix, manifest, files, key_names, version,
+        list(generations),
+    )  # fmt: skip
     record = _start_local(target, plan, max_concurrency)
     record = LoadRecord(**{**asdict(record), "items": int(items) if items is not None else None})
     _write_record(target, record)
@@ -327,6 +338,7 @@ class _Plan:
     files: list[DataFile]
     key_names: list[str]
     version: int
+    generations: list[str] = field(default_factory=list)
 
 
 def _key_names(target: Target) -> list[str]:
@@ -338,15 +350,26 @@ def _key_names(target: Target) -> list[str]:
     return [k["AttributeName"] for k in schema]
 
 
-def _start_aws(target: Target, export: dict[str, Any]) -> LoadRecord:
-    arn = target.loader_state_machine_arn
-    if not arn:
+def require_loader(target: Target) -> None:
+    """Raise NotDeployedError when an AWS stack has no export loader to load with."""
+    if target.kind == "aws" and not (target.loader_state_machine_arn and target.export_bucket):
         raise NotDeployedError(
             "this stack has no export loader",
-            hint="deploy again with export_loader_enabled = true (the default)",
+            hint="deploy again with export_loader_enabled = true (the default), or use --scan",
         )
+
+
+def _start_aws(target: Target, export: dict[str, Any], generations: list[str]) -> LoadRecord:
+    require_loader(target)
+    arn = str(target.loader_state_machine_arn)
     sfn = clients.client(target, "stepfunctions")
-    payload = {"export_arn": str(export["ExportArn"]), "key_names": _key_names(target)}
+    if generations:
+        _require_generations(sfn, arn)
+    payload = {
+        "export_arn": str(export["ExportArn"]),
+        "key_names": _key_names(target),
+        "generations": generations,
+    }
     name = f"load-{target.table[:40]}-{int(time.time())}"
     with clients.aws_errors("starting the export load"):
         execution = sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps(payload))
@@ -354,8 +377,20 @@ def _start_aws(target: Target, export: dict[str, Any]) -> LoadRecord:
     return LoadRecord(
         "aws", target.table, target.index, str(export["ExportArn"]), time.time(), None, 0,
         items=int(items) if items is not None else None,
-        execution_arn=str(execution["executionArn"]),
+        execution_arn=str(execution["executionArn"]), generations=generations,
     )  # fmt: skip
+
+
+def _require_generations(sfn: Any, arn: str) -> None:
+    """A state machine deployed before loads could be restricted to some generations
+    would write every live one: refuse rather than load the serving generation again."""
+    with clients.aws_errors("reading the export loader's definition"):
+        definition = str(sfn.describe_state_machine(stateMachineArn=arn).get("definition", ""))
+    if '"generations.$"' not in definition.replace(" ", ""):
+        raise NotDeployedError(
+            "this stack's export loader predates reindex loads (it would write every generation)",
+            hint="run 'ddbsearch deploy' again to update it, or fill with --scan",
+        )
 
 
 def _local_mapping(target: Target) -> dict[str, Any]:
@@ -391,6 +426,7 @@ def _start_local(
         zip_path=str(mapping["zip_path"]),
         environment=dict(mapping["environment"]),
         moto_url=str(target.aws_endpoint),
+        generations=list(plan.generations),
         result_bucket=plan.bucket,
         result_prefix=f"load-results/{target.table}",
         function_name=f"{mapping['function_name']}-loader"[:64],
@@ -402,7 +438,7 @@ def _start_local(
     pid = spawn_runner(run_dir)
     return LoadRecord(
         "local", target.table, target.index, plan.export_arn, time.time(), plan.version,
-        len(plan.files), run_dir=str(run_dir), pid=pid,
+        len(plan.files), run_dir=str(run_dir), pid=pid, generations=list(plan.generations),
     )  # fmt: skip
 
 
@@ -634,11 +670,116 @@ def choose_method(target: Target, size_bytes: int, *, from_export: bool) -> str:
     return "export" if size_bytes >= EXPORT_THRESHOLD_BYTES else "scan"
 
 
+@dataclass(frozen=True)
+class FillChoice:
+    """How ``backfill`` or a ``reindex`` fill reads the table, and why (for people)."""
+
+    method: str  # "export" | "scan"
+    reason: str | None = None  # one line when the table's size decided; None when asked
+
+    @property
+    def export(self) -> bool:
+        return self.method == "export"
+
+
+def choose_fill(
+    target: Target,
+    *,
+    from_export: bool | None,
+    export_arn: str | None = None,
+    detach: bool = False,
+    size_bytes: Callable[[], int],
+) -> FillChoice:
+    """Export or Scan: what was asked (``--from-export``/``--scan``, or an export-only
+    option), else on AWS the table's size decides and the reason says so and how to
+    force the other; the local stack scans unless asked (its tables are small).
+    ``size_bytes`` is called only when the size decides. The one choice ``backfill``
+    and ``reindex`` share.
+    """
+    export_only = [n for n, given in (("--export-arn", export_arn), ("--detach", detach)) if given]
+    if from_export is False:
+        if export_only:
+            verb = "loads" if len(export_only) == 1 else "load"
+            raise InputError(f"{' and '.join(export_only)} {verb} an export; drop --scan")
+        return FillChoice("scan")
+    if from_export or export_only:
+        return FillChoice("export")
+    if target.kind == "local":
+        return FillChoice("scan")
+    size = size_bytes()
+    method = choose_method(target, size, from_export=False)
+    gb, limit = size / 1024**3, EXPORT_THRESHOLD_BYTES // 1024**3
+    if method == "export":
+        return FillChoice(
+            method,
+            f"table {target.table} holds {gb:,.1f} GB (>= {limit} GB): loading it from "
+            "an export (--scan forces a Scan)",
+        )
+    return FillChoice(
+        method,
+        f"table {target.table} holds {gb:,.1f} GB (< {limit} GB): scanning it "
+        "(--from-export loads it from an export instead)",
+    )
+
+
 @dataclass
 class StartedLoad:
     record: LoadRecord
     attached: bool  # True: a load was already running and we attached to it
     resumed: bool = False
+
+
+def _check_export_time(target: Target, export: dict[str, Any], not_before: float | None) -> None:
+    """Refuse an export taken before ``not_before`` (when a reindex's generation started
+    to be written by the stream): changes made between the two would be in neither."""
+    if not_before is None:
+        return
+    when = export.get("ExportTime")
+    seconds = _epoch(when) if when else None
+    if seconds is None and target.kind == "local":
+        seconds = _local_export_time(target, export)
+    if seconds is None or seconds < not_before:
+        taken = (
+            "at an unknown time"
+            if seconds is None
+            else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
+        )
+        raise InputError(
+            f"export {export['ExportArn']} was taken {taken}, before the new generation was "
+            "written by the stream; changes made in between would be missing from it",
+            hint="leave out --export-arn: a new export is taken now",
+        )
+
+
+def _take_over(target: Target, export_arn: str | None, wanted: list[str]) -> StartedLoad | None:
+    """The recorded load, when it is running (attach) or interrupted (resume) and writes
+    the generations wanted; refused when another load is running; else None."""
+    record = read_record(target)
+    if record is None:
+        return None
+    current = progress(target, record)
+    same = list(record.generations) == wanted
+    if current is not None and current.running:
+        if not same:
+            into = ", ".join(record.generations) or "every live generation"
+            raise InputError(
+                f"another export load of {target.table} is running (into {into})",
+                hint="wait for it to end, or stop it with 'ddbsearch backfill --cancel'",
+            )
+        if export_arn is not None and export_arn != record.export_arn:
+            raise InputError(
+                f"an export load of {target.table} is running already",
+                hint="follow it with 'ddbsearch backfill --from-export', or --cancel it",
+            )
+        return StartedLoad(record, attached=True)
+    if (
+        current is not None
+        and current.state == "INTERRUPTED"
+        and same
+        and export_arn in (None, record.export_arn)
+    ):
+        return StartedLoad(resume_local(target, record), attached=True, resumed=True)
+    return None
 
 
 def start_or_attach(
@@ -647,26 +788,27 @@ def start_or_attach(
     export_arn: str | None = None,
     max_concurrency: int | None = None,
     on_progress: Progress | None = None,
+    generations: Sequence[str] = (),
+    not_before: float | None = None,
 ) -> StartedLoad:
-    """Attach to the target's running load, resume an interrupted local one, or start one."""
-    record = read_record(target)
-    if record is not None:
-        current = progress(target, record)
-        if current is not None and current.running:
-            if export_arn is not None and export_arn != record.export_arn:
-                raise InputError(
-                    f"an export load of {target.table} is running already",
-                    hint="follow it with 'ddbsearch backfill --from-export', or --cancel it",
-                )
-            return StartedLoad(record, attached=True)
-        if current is not None and current.state == "INTERRUPTED" and export_arn is None:
-            return StartedLoad(resume_local(target, record), attached=True, resumed=True)
+    """Attach to the target's running load, resume an interrupted local one, or start one.
+
+    ``generations`` restricts a new load to those generations (see start_load); a
+    running or interrupted load is taken over only when it writes the same ones.
+    ``not_before``: an export given by ARN must have been taken at or after this time.
+    """
+    wanted = list(generations)
+    taken = _take_over(target, export_arn, wanted)
+    if taken is not None:
+        return taken
     if target.kind == "aws":
         # The state machine waits for the export itself: start it and return.
         export = describe_export(target, export_arn) if export_arn else start_export(target)
         if export.get("ExportStatus") == "FAILED":
             raise InputError(f"export {export['ExportArn']} failed; start another one")
-        return StartedLoad(start_load(target, export), attached=False)
+        if export_arn:
+            _check_export_time(target, export, not_before)
+        return StartedLoad(start_load(target, export, generations=wanted), attached=False)
     if export_arn is not None:
         export = describe_export(target, export_arn)
         if export.get("ExportStatus") == "IN_PROGRESS":
@@ -675,6 +817,10 @@ def start_or_attach(
             raise InputError(f"export {export_arn} is {export.get('ExportStatus')}, not COMPLETED")
         if not export.get("ExportTime"):
             export["ExportTime"] = _local_export_time(target, export)
+        _check_export_time(target, export, not_before)
     else:
         export = wait_export(target, start_export(target), on_progress=on_progress)
-    return StartedLoad(start_load(target, export, max_concurrency=max_concurrency), attached=False)
+    return StartedLoad(
+        start_load(target, export, max_concurrency=max_concurrency, generations=wanted),
+        attached=False,
+    )

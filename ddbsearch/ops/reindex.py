@@ -11,7 +11,14 @@ continues an interrupted one (docs/document-model.md describes generations):
    generation yet was made before the fill reads its item, so the fill carries it;
 3. **fill**: the backfill's own path (parallel consistent Scan, the document
    model, ``_bulk`` at backfill versions, per-segment checkpoints) targeting the new
-   generation with its configuration; a stream write always beats a backfill row;
+   generation with its configuration; a stream write always beats a backfill row.
+   Or, for large tables (the same choice as ``backfill``: by size on AWS, asked
+   for locally), an export load restricted to the new generation
+   (:mod:`ddbsearch.ops.export_load`): the export is taken after the settle wait,
+   its rows are indexed at a version just below the export time, so the dual
+   write's changes win; the load runs on AWS (or in the local map runner) and
+   outlives this process: the state file notes it, ``reindex`` again attaches to
+   it and ``reindex --abort`` cancels it;
 4. **verify**: the ids the table's items give under the new configuration against
    the ids in the generation; differences are re-checked item by item until the
    stream has had time to deliver them;
@@ -64,7 +71,9 @@ from ddbsearch.errors import (
     PartialFailure,
     UnreachableError,
 )
+from ddbsearch.ops import export_load
 from ddbsearch.ops.backfill import BackfillSummary, run_backfill
+from ddbsearch.ops.export_load import LoadProgress, LoadRecord
 from ddbsearch.tables import TableInfo, describe_table
 from ddbsearch.targets import Target, state_home
 
@@ -239,6 +248,9 @@ class ReindexState:
     keep_old: bool = False
     started_at: float = field(default_factory=time.time)
     swapped_at: float | None = None
+    fill: str | None = None  # "scan" | "export" (None: not chosen yet)
+    export_arn: str | None = None  # the export the operator named (None: take a new one)
+    load_run: str | None = None  # the export load filling it: run dir or execution ARN
 
     @classmethod
     def load(cls, path: Path) -> ReindexState | None:
@@ -255,6 +267,9 @@ class ReindexState:
                 keep_old=bool(data.get("keep_old", False)),
                 started_at=float(data.get("started_at", time.time())),
                 swapped_at=None if data.get("swapped_at") is None else float(data["swapped_at"]),
+                fill=_optional_str(data.get("fill")),
+                export_arn=_optional_str(data.get("export_arn")),
+                load_run=_optional_str(data.get("load_run")),
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -272,8 +287,15 @@ class ReindexState:
                 "keep_old": self.keep_old,
                 "started_at": self.started_at,
                 "swapped_at": self.swapped_at,
+                "fill": self.fill,
+                "export_arn": self.export_arn,
+                "load_run": self.load_run,
             },
         )
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 # --------------------------------------------------------------------------- results
@@ -310,6 +332,7 @@ class ReindexSummary:
     config: GenerationConfig | None = None
     resumed: bool = False
     fill: BackfillSummary | None = None
+    load: LoadProgress | None = None  # the fill, when it was an export load
     verify: VerifyResult | None = None
     swapped: bool = False
     dropped: list[str] = field(default_factory=list)
@@ -325,6 +348,7 @@ class ReindexSummary:
             "configuration": self.config.to_meta() if self.config else None,
             "resumed": self.resumed,
             "fill": self.fill.to_json() if self.fill else None,
+            "load": self.load.to_json() if self.load else None,
             "verify": self.verify.to_json() if self.verify else None,
             "swapped": self.swapped,
             "dropped": self.dropped,
@@ -569,6 +593,10 @@ def run_reindex(  # noqa: PLR0912, PLR0915 - one linear procedure, resumable at 
     max_rcu: float | None = None,
     rcu_fraction: float | None = None,
     page_size: int | None = None,
+    from_export: bool | None = None,
+    export_arn: str | None = None,
+    max_concurrency: int | None = None,
+    load_poll: float | None = None,
     settle_seconds: float = RETIRE_GRACE_SECONDS,
     retire_seconds: float = RETIRE_GRACE_SECONDS,
     verify_wait: float = VERIFY_WAIT_SECONDS,
@@ -577,8 +605,12 @@ def run_reindex(  # noqa: PLR0912, PLR0915 - one linear procedure, resumable at 
 ) -> ReindexSummary:
     """Build the next generation, verify it, swap the read alias to it (see the module doc).
 
-    Continues an interrupted reindex of the same target when one is in progress
-    (configuration options must then be left out). Raises ConfigurationError
+    The fill is a Scan or an export load: ``from_export`` True/False asks for one
+    (``export_arn``: load this export, taken after the generation was created); by
+    default AWS targets choose by the table's size and say so through
+    ``events.step``, the local stack scans. Continues an interrupted reindex of the
+    same target when one is in progress (configuration options must then be left
+    out; the fill method chosen first is kept unless one is asked). Raises ConfigurationError
     (exit 2) for an invalid configuration before anything is created,
     BuildFailed (exit 10) when the generation cannot serve, Aborted on ``stop``
     or Ctrl-C (run again to continue).
@@ -603,6 +635,15 @@ def run_reindex(  # noqa: PLR0912, PLR0915 - one linear procedure, resumable at 
     changes = any(
         v is not None for v in (mapping, include, exclude, version_attribute, ttl_deletes)
     )
+    asked = from_export is not None or export_arn is not None
+
+    def choose() -> export_load.FillChoice:
+        return export_load.choose_fill(
+            target,
+            from_export=from_export,
+            export_arn=export_arn,
+            size_bytes=lambda: table.size_bytes,
+        )
 
     if state is not None and state.phase != "swapped" and state.generation not in by_name:
         state = None  # its generation is gone (aborted elsewhere, dropped by hand)
@@ -629,8 +670,14 @@ def run_reindex(  # noqa: PLR0912, PLR0915 - one linear procedure, resumable at 
             state.save(path)
         summary.resumed = True
         state.keep_old = state.keep_old or keep_old
+        if asked and state.phase in ("settling", "filling"):
+            _switch_fill(target, state, choose(), export_arn)
+            state.save(path)
         events.step(f"continuing the reindex into {state.generation} ({state.phase})")
     else:
+        choice = choose()  # refused (exit 2) before anything is created
+        if choice.export:
+            export_load.require_loader(target)
         serving = [g for g in gens if g.serving]
         current = serving[0].config if serving else None
         planned = plan_config(
@@ -652,8 +699,12 @@ def run_reindex(  # noqa: PLR0912, PLR0915 - one linear procedure, resumable at 
             phase="settling",
             settle_until=time.time() + settle_seconds,
             keep_old=keep_old,
+            fill=choice.method,
+            export_arn=export_arn,
         )
         state.save(path)
+        if choice.reason:
+            events.step(choice.reason)
         by_name[gen.name] = gen
 
     summary.generation, summary.previous = state.generation, list(state.previous)
@@ -672,7 +723,26 @@ def run_reindex(  # noqa: PLR0912, PLR0915 - one linear procedure, resumable at 
                 state.settle_until, stop, events, "letting the stream handlers see the generation"
             )
             state.phase = "filling"
+            if state.fill is None:  # adopted from another machine, or an older state file
+                choice = choose()
+                state.fill = choice.method
+                if choice.reason:
+                    events.step(choice.reason)
             state.save(path)
+        if state.phase == "filling" and state.fill == "export":
+            summary.load = _export_fill(
+                target,
+                state,
+                path=path,
+                table=table,
+                events=events,
+                stop=stop,
+                max_concurrency=max_concurrency,
+                poll=load_poll,
+            )
+            state.phase = "verifying"
+            state.save(path)
+        elif state.phase == "filling":
             events.step(f"filling {state.generation} from table {table.name}")
             fill = run_backfill(
                 target,
@@ -759,6 +829,120 @@ def run_reindex(  # noqa: PLR0912, PLR0915 - one linear procedure, resumable at 
     return summary
 
 
+def _switch_fill(
+    target: Target, state: ReindexState, choice: export_load.FillChoice, export_arn: str | None
+) -> None:
+    """A fill method asked for when continuing: kept unless an export load is running."""
+    if choice.export:
+        export_load.require_loader(target)
+    if choice.method != state.fill and state.fill == "export":
+        current = _our_load(target, state)
+        if current is not None and current[1].running:
+            raise InputError(
+                f"the fill of {state.generation!r} is an export load that is still running",
+                hint="run 'ddbsearch reindex' to follow it, or 'ddbsearch reindex --abort'",
+            )
+    state.fill = choice.method
+    if export_arn is not None:
+        state.export_arn = export_arn
+
+
+def _our_load(target: Target, state: ReindexState) -> tuple[LoadRecord, LoadProgress] | None:
+    """The recorded export load, when it was started for this reindex's generation."""
+    record = export_load.read_record(target)
+    if (
+        record is None
+        or list(record.generations) != [state.generation]
+        or record.started_at < state.started_at
+    ):
+        return None
+    current = export_load.progress(target, record)
+    return None if current is None else (record, current)
+
+
+def _export_fill(
+    target: Target,
+    state: ReindexState,
+    *,
+    path: Path,
+    table: TableInfo,
+    events: ReindexEvents,
+    stop: threading.Event,
+    max_concurrency: int | None,
+    poll: float | None,
+) -> LoadProgress:
+    """Fill the building generation from an export: start the load (or attach to the one
+    this reindex started, or resume it), follow it to its end; raise unless it succeeded.
+
+    The load writes the building generation only; it outlives this process (Ctrl-C,
+    ``stop``): running ``reindex`` again attaches to it.
+    """
+    gen = state.generation
+    ours = _our_load(target, state)
+    if ours is not None and ours[1].state == "SUCCEEDED" and not ours[1].files_failed:
+        events.step(f"the export load into {gen} has finished")
+        return ours[1]
+    if state.export_arn is None and (
+        ours is None or not (ours[1].running or ours[1].state == "INTERRUPTED")
+    ):
+        events.step(f"exporting table {table.name} to fill {gen} (no read capacity used)")
+    started = export_load.start_or_attach(
+        target,
+        export_arn=state.export_arn,
+        max_concurrency=max_concurrency,
+        generations=(gen,),
+        not_before=state.settle_until,
+    )
+    record = started.record
+    state.load_run = record.run_dir or record.execution_arn
+    state.save(path)
+    if started.resumed:
+        events.step(f"resumed the interrupted export load into {gen} (finished files are kept)")
+    elif started.attached:
+        events.step(f"attached to the export load into {gen}, still running")
+    elif record.kind == "aws":
+        events.step(f"filling {gen} from export {record.export_arn} on AWS (Step Functions)")
+    else:
+        events.step(f"filling {gen} from {record.files} export file(s) in the local map runner")
+    events.step(
+        "the load goes on if this command stops: 'ddbsearch reindex' attaches again, "
+        "'ddbsearch reindex --abort' cancels it"
+    )
+    current = export_load.progress(target, record)
+    done = current.items_done if current is not None else 0
+    total = record.items or table.item_count
+    events.fill_start(total, done)
+
+    def advance(p: LoadProgress) -> None:
+        nonlocal done
+        if p.items_done > done:
+            events.progress(p.items_done - done)
+            done = p.items_done
+
+    try:
+        final = export_load.follow(
+            target, record, on_progress=advance, poll=poll, until=stop.is_set
+        )
+    except KeyboardInterrupt:
+        final = None
+    if final is None or final.running:
+        raise Aborted(
+            f"reindex interrupted; the export load into {gen} goes on without this command"
+        )
+    if final.state == "SUCCEEDED" and not final.files_failed:
+        return final
+    if final.state == "INTERRUPTED":
+        raise Aborted(f"the export load into {gen} was interrupted (its runner stopped)")
+    failed = ", ".join(sorted(final.failures)[:FIRST_KEYS])
+    why = f"{final.files_failed} export file(s) failed" + (f" ({failed})" if failed else "")
+    raise BuildFailed(
+        f"generation {gen!r} cannot be built: the export load ended {final.state.lower()}: "
+        + (why if final.files_failed else (final.error or "no detail")),
+        hint="the serving generation is unchanged; 'ddbsearch reindex' loads again "
+        "(or fill with --scan), 'ddbsearch reindex --abort' drops it",
+    )
+
+
 _REJECTION = re.compile(r"^(PERMANENT: )?[a-z][a-z0-9_]*: ")
 
 
@@ -806,6 +990,7 @@ def abort_reindex(
         path.unlink(missing_ok=True)
         summary.seconds = time.monotonic() - started
         return summary
+    summary.load = _cancel_load(target, {g.name for g in building}, events)
     for gen in building:
         retire(transport, target.index, gen.name)
     summary.generation = building[0].name
@@ -825,6 +1010,19 @@ def abort_reindex(
     path.unlink(missing_ok=True)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _cancel_load(target: Target, names: set[str], events: ReindexEvents) -> LoadProgress | None:
+    """Stop the export load filling one of these generations, if one is running."""
+    record = export_load.read_record(target)
+    if record is None or not names & set(record.generations):
+        return None
+    current = export_load.progress(target, record)
+    if current is None or not (current.running or current.state == "INTERRUPTED"):
+        return None
+    final = export_load.cancel(target)
+    events.step(f"cancelled the export load into {', '.join(record.generations)}")
+    return final
 
 
 # --------------------------------------------------------------------------- status

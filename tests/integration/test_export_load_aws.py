@@ -60,6 +60,7 @@ def test_the_load_is_an_execution_of_the_stacks_state_machine(moto_endpoint: str
     assert json.loads(execution["input"]) == {
         "export_arn": export["ExportArn"],
         "key_names": ["pk"],
+        "generations": [],  # every live generation
     }
     assert export_load.read_record(target) == record
     current = export_load.progress(target)
@@ -76,3 +77,13 @@ def test_the_load_is_an_execution_of_the_stacks_state_machine(moto_endpoint: str
     assert stopped is not None
     assert stopped.state == "ABORTED"
     assert sfn.describe_execution(executionArn=record.execution_arn)["status"] == "ABORTED"
+
+    # A reindex's load names its generation; this machine's definition cannot carry
+    # that (deployed before it existed), so the load is refused, not widened.
+    from ddbsearch.errors import NotDeployedError
+
+    with pytest.raises(NotDeployedError, match="predates reindex loads"):
+        export_load.start_load(target, export, generations=[f"{table.lower()}-000002"])
+    kept = export_load.read_record(target)
+    assert kept is not None
+    assert kept.execution_arn == record.execution_arn  # nothing new was started

@@ -374,3 +374,41 @@ def test_rows_go_to_every_live_generation_like_stream_changes() -> None:
     result = load.load(request("d/1.json.gz"), deadline=time.monotonic() + 30)
     assert result.rows == 3
     assert sorted(search.written) == ["idx-000001"] * 3 + ["idx-000002"] * 3
+
+
+def test_a_load_restricted_to_a_generation_writes_that_one_only() -> None:
+    """A reindex's load names the generation it builds: the serving one is not written."""
+    from ddbsearch.core.lifecycle import Generation
+
+    items = [every_type(n) for n in range(3)]
+    s3 = FakeS3({"d/1.json.gz": data_file(items)})
+    search = FakeSearch()
+    live = [
+        Generation("idx-000001", None, serving=True, building=False, number=1),
+        Generation("idx-000002", None, serving=False, building=True, number=2),
+    ]
+    bulk = BulkIndexer(search, "idx", backoff_base=0.001, backoff_cap=0.002)  # type: ignore[arg-type]
+    load = ExportLoader(bulk, dlq=FakeDLQ(), s3=s3, live=lambda: live)
+    only = LoadRequest.from_event(
+        {**request("d/1.json.gz").to_event(), "generations": ["idx-000002"]}
+    )
+    assert only.generations == ("idx-000002",)
+    result = load.load(only, deadline=time.monotonic() + 30)
+    assert result.rows == 3
+    assert search.written == ["idx-000002"] * 3
+    # A generation that is no longer live (the reindex was aborted): nothing is
+    # written anywhere, and the map does not retry the file.
+    gone = LoadRequest.from_event({**only.to_event(), "generations": ["idx-000003"]})
+    with pytest.raises(ExportFileError, match="idx-000003"):
+        load.load(gone, deadline=time.monotonic() + 30)
+    assert search.written == ["idx-000002"] * 3
+
+
+def test_the_generations_of_an_event_default_to_every_live_one_and_are_validated() -> None:
+    legacy = request("k").to_event()
+    del legacy["generations"]  # an event from a state machine that predates them
+    assert LoadRequest.from_event(legacy).generations == ()
+    assert LoadRequest.from_event({**legacy, "generations": None}).generations == ()
+    for bad in ("idx-000002", [1], [""]):
+        with pytest.raises(ExportFileError):
+            LoadRequest.from_event({**legacy, "generations": bad})

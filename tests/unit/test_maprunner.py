@@ -83,3 +83,38 @@ def test_progress_and_spec_files_are_private(tmp_path: Path) -> None:
     for name in (maprunner.SPEC_FILE, maprunner.PROGRESS_FILE):
         assert (directory / name).stat().st_mode & 0o777 == 0o600
     assert directory.stat().st_mode & 0o777 == 0o700
+
+
+def test_each_invocation_carries_the_loads_generations_as_the_state_machine_does(
+    tmp_path: Path,
+) -> None:
+    """The runner passes the spec's generation restriction through to every event, the
+    next parts of a file included (the state machine's ItemSelector and NextPart)."""
+    from dataclasses import replace
+
+    from ddbsearch.local.runtime import InvokeResult
+
+    class Function:
+        def __init__(self) -> None:
+            self.events: list[dict[str, Any]] = []
+
+        def invoke(self, event: dict[str, Any]) -> InvokeResult:
+            self.events.append(event)
+            done = len(self.events) == 2
+            payload = {"complete": done, "next_line": 3 * len(self.events), "rows": 3}
+            return InvokeResult("r", 0.0, payload=payload)
+
+    restricted = replace(spec(1), generations=["idx-000002"])
+    restricted.save(tmp_path)
+    assert maprunner.LoadSpec.load(tmp_path).generations == ["idx-000002"]
+    run = maprunner.MapRun(tmp_path, restricted)
+    function = Function()
+    run._child(function, run.files[0])  # type: ignore[arg-type]
+    assert [e["generations"] for e in function.events] == [["idx-000002"]] * 2
+    assert [e["start_line"] for e in function.events] == [0, 3]
+    assert run.files[0].status == maprunner.SUCCEEDED
+    # A spec written before the restriction existed loads every live generation.
+    old = json.loads((tmp_path / maprunner.SPEC_FILE).read_text())
+    del old["generations"]
+    (tmp_path / maprunner.SPEC_FILE).write_text(json.dumps(old))
+    assert maprunner.LoadSpec.load(tmp_path).generations == []

@@ -127,3 +127,61 @@ def test_opensearch_rejections_stop_a_reindex_model_refusals_do_not() -> None:
     assert not _model_refusal("http_400: OpenSearch refused the document")
     assert _model_refusal("PERMANENT: reserved field name '_id'")
     assert _model_refusal("attribute 'a.b' nests deeper than 34 levels")
+
+
+# --------------------------------------------------------------------------- fill method
+
+
+def test_the_fill_is_chosen_like_backfill_by_size_on_aws_and_says_why() -> None:
+    """``reindex`` and ``backfill`` share one choice and one line saying which and why."""
+    from ddbsearch.ops.export_load import EXPORT_THRESHOLD_BYTES, choose_fill
+    from ddbsearch.targets import Target
+
+    aws = Target("aws", "s", "us-east-1", "Orders", "orders", "https://x")
+    local = Target("local", "local", "us-east-1", "Orders", "orders", "http://x")
+    big = choose_fill(aws, from_export=None, size_bytes=lambda: 250 * 1024**3)
+    assert big.export
+    assert big.reason == (
+        "table Orders holds 250.0 GB (>= 10 GB): loading it from an export (--scan forces a Scan)"
+    )
+    small = choose_fill(aws, from_export=None, size_bytes=lambda: EXPORT_THRESHOLD_BYTES - 1)
+    assert small.method == "scan"
+    assert small.reason == (
+        "table Orders holds 10.0 GB (< 10 GB): scanning it "
+        "(--from-export loads it from an export instead)"
+    )
+    assert choose_fill(aws, from_export=None, size_bytes=lambda: EXPORT_THRESHOLD_BYTES).export
+
+    def unread() -> int:
+        raise AssertionError("the size decides only when nothing was asked, on AWS")
+
+    # Asked for, or on the local stack: no size read, nothing to explain.
+    assert choose_fill(local, from_export=None, size_bytes=unread) == choose_fill(
+        aws, from_export=False, size_bytes=unread
+    )
+    assert choose_fill(local, from_export=None, size_bytes=unread).method == "scan"
+    asked = choose_fill(aws, from_export=True, size_bytes=unread)
+    assert (asked.method, asked.reason) == ("export", None)
+    by_arn = choose_fill(local, from_export=None, export_arn="arn:e", size_bytes=unread)
+    assert by_arn.export
+    with pytest.raises(InputError, match="--export-arn loads an export; drop --scan"):
+        choose_fill(aws, from_export=False, export_arn="arn:e", size_bytes=unread)
+    with pytest.raises(InputError, match="--export-arn and --detach load an export; drop --scan"):
+        choose_fill(aws, from_export=False, export_arn="arn:e", detach=True, size_bytes=unread)
+
+
+def test_the_state_file_records_an_export_fill_and_reads_older_files(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    state = ReindexState("i", "i-000002", ["i-000001"], "filling", 1.0)
+    state.fill, state.load_run = "export", "/runs/abc"
+    state.save(path)
+    again = ReindexState.load(path)
+    assert again is not None
+    assert (again.fill, again.export_arn, again.load_run) == ("export", None, "/runs/abc")
+    data = json.loads(path.read_text())
+    for name in ("fill", "export_arn", "load_run"):
+        del data[name]  # a file written before export fills existed
+    path.write_text(json.dumps(data))
+    old = ReindexState.load(path)
+    assert old is not None
+    assert (old.fill, old.load_run) == (None, None)

@@ -135,6 +135,82 @@ def test_a_child_loops_until_the_file_is_complete() -> None:
     assert states["NextPart"]["Next"] == "LoadFile"
 
 
+def _paths(params: dict[str, Any]) -> dict[str, str]:
+    """A Parameters/ItemSelector block's keys -> the JSONPath (or value) each takes."""
+    return {k.removesuffix(".$"): v for k, v in params.items()}
+
+
+def test_every_load_event_carries_the_generation_restriction_from_the_execution_input() -> None:
+    """A reindex's load names the generation it builds; the restriction must reach every
+    invocation (the first part of a file and each next part), or the serving generation
+    is written a second time."""
+    from ddbsearch.core.export import LoadRequest
+
+    states = asl()["States"]
+    plan = _paths(states["Plan"]["Parameters"])
+    assert plan["generations"] == "$.generations"  # from the execution input
+    load = states["LoadFiles"]
+    selector = _paths(load["ItemSelector"])
+    assert selector["generations"] == "$.generations"  # from Plan's output
+    child = load["ItemProcessor"]["States"]
+    next_part = _paths(child["NextPart"]["Parameters"])
+    assert next_part["generations"] == "$.generations"
+    # The first part and the next parts are the same event; its keys are the loader's.
+    assert set(selector) == set(next_part) == set(LoadRequest("b", "k", ("pk",), 1).to_event())
+    assert child["LoadFile"]["Parameters"]["Payload.$"] == "$"
+    # Whatever the item selector reads from the map's input, Plan produces.
+    for name, path in selector.items():
+        if isinstance(path, str) and path.startswith("$.") and name != "start_line":
+            assert path.removeprefix("$.") in plan, name
+
+
+def test_the_execution_input_holds_everything_plan_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ops.export_load starts the state machine with, against what Plan reads from it;
+    a loader deployed before restrictions existed is refused for a restricted load."""
+    from ddbsearch.errors import NotDeployedError
+    from ddbsearch.ops import export_load
+    from ddbsearch.targets import Target
+
+    definition = json.dumps(asl())
+
+    class Sfn:
+        started: list[dict[str, Any]] = []  # noqa: RUF012 - one fake per test
+
+        def describe_state_machine(self, **_: Any) -> dict[str, Any]:
+            return {"definition": definition}
+
+        def start_execution(self, **kw: Any) -> dict[str, Any]:
+            self.started.append(json.loads(kw["input"]))
+            return {"executionArn": "arn:aws:states:us-east-1:1:execution:m:e"}
+
+    monkeypatch.setattr(export_load.clients, "client", lambda target, service: Sfn())
+    target = Target(
+        "aws", "s", "us-east-1", "T", "t", "https://x", key_names=("pk", "sk"),
+        loader_state_machine_arn="arn:aws:states:us-east-1:1:stateMachine:m", export_bucket="b",
+    )  # fmt: skip
+    export = {"ExportArn": "arn:aws:dynamodb:us-east-1:1:table/T/export/e"}
+    monkeypatch.setattr(export_load, "_write_record", lambda target, record: None)
+    record = export_load.start_load(target, export, generations=["t-000002"])
+    assert record.generations == ["t-000002"]
+    sent = Sfn.started[-1]
+    assert sent["generations"] == ["t-000002"]
+    states = asl()["States"]
+    read = {
+        v.removeprefix("$.")
+        for v in _paths(states["Plan"]["Parameters"]).values()
+        if not v.startswith("$.export.")
+    }
+    read.add(_paths(states["DescribeExport"]["Parameters"]["Payload"])["export_arn"][2:])
+    assert read <= set(sent)
+    # A plain backfill sends an empty restriction: every live generation.
+    export_load.start_load(target, export)
+    assert Sfn.started[-1]["generations"] == []
+    # A state machine whose Plan drops the restriction would write every generation.
+    definition = definition.replace('"generations.$"', '"unused"')
+    with pytest.raises(NotDeployedError, match="predates reindex loads"):
+        export_load.start_load(target, export, generations=["t-000002"])
+
+
 def test_retries_match_the_local_map_runner_and_file_errors_are_not_retried() -> None:
     retry = asl()["States"]["LoadFiles"]["ItemProcessor"]["States"]["LoadFile"]["Retry"]
     never, throttle, other = retry
