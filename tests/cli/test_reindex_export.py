@@ -12,8 +12,11 @@ with writes going on during the whole fill.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -202,28 +205,56 @@ def test_an_export_fill_survives_the_command_stopping_and_abort_cancels_it(
     )
 
     # 2. --abort while the load runs: the load is cancelled, then the generation dropped.
+    #    The load is held (SIGSTOP to the runner's process group) the moment it starts,
+    #    so the abort always meets it running; it goes on 0.5 s into the abort.
     third = f"{target.index}-000003"
     stop = threading.Event()
-    events = ReindexEvents(fill_start=lambda total, done: stop.set())
+    held: list[int] = []
+
+    def hold(total: int, done: int) -> None:
+        started = export_load.read_record(target)
+        assert started is not None
+        assert started.pid is not None
+        os.killpg(started.pid, signal.SIGSTOP)
+        held.append(started.pid)
+        stop.set()
+
     with pytest.raises(Aborted):
         run_reindex(
-            target, from_export=True, settle_seconds=0, retire_seconds=0, events=events, stop=stop
+            target,
+            from_export=True,
+            settle_seconds=0,
+            retire_seconds=0,
+            events=ReindexEvents(fill_start=hold),
+            stop=stop,
         )
     record = export_load.read_record(target)
     assert record is not None
     assert record.generations == [third]
+    assert held == [record.pid]
     running = export_load.progress(target, record)
     assert running is not None
+    assert running.running
+    pid = record.pid
+    assert pid is not None
+
+    def go_on() -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGCONT)
+
+    resume = threading.Timer(0.5, go_on)
+    resume.start()
     abort = ["reindex", "--abort", "--local", "--settle-seconds", "0", "--json"]
-    result = runner.invoke(app, abort)
+    try:
+        result = runner.invoke(app, abort)
+    finally:
+        resume.join()
     assert result.exit_code == 0, result.output
     aborted = json.loads(result.stdout)
     assert aborted["dropped"] == [third]
-    if running.running:  # a tiny table may finish loading first; usually it has not
-        assert aborted["load"]["state"] == "ABORTED"
-        assert "cancelled the export load" in result.stderr
-        assert record.pid is not None
-        assert not process_alive(record.pid)
+    assert aborted["load"]["state"] == "ABORTED"
+    assert "cancelled the export load" in result.stderr
+    assert not process_alive(pid)
     assert {g.name for g in list_generations(transport, target.index)} == {second}
     assert not state_path(target).exists()
 
