@@ -194,8 +194,8 @@ def lock_path(checkpoint: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _checkpoint_lock(path: Path, *, what: str, again: str) -> Iterator[None]:
-    """Own the checkpoint at ``path`` for the block, or raise BusyError at once."""
+def run_lock(path: Path, *, what: str, again: str) -> Iterator[None]:
+    """Own the state file at ``path`` (a checkpoint) for the block, or raise BusyError at once."""
     with contextlib.ExitStack() as stack:
         try:
             unlocked = stack.enter_context(files.exclusive_lock(lock_path(path)))
@@ -467,7 +467,7 @@ def run_backfill(
     # Held until the run ends, the checkpoint's removal included: two runs on one
     # checkpoint would overwrite each other's progress, and a resume could then skip
     # pages that neither of them indexed.
-    with _checkpoint_lock(path, what=what, again=again):
+    with run_lock(path, what=what, again=again):
         # One pooled connection per worker thread (they share the client).
         ddb = clients.client(target, "dynamodb", max_connections=MAX_WORKERS + 2)
         table = describe_table(ddb, target.table)

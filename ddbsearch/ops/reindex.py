@@ -72,7 +72,7 @@ from ddbsearch.errors import (
     UnreachableError,
 )
 from ddbsearch.ops import export_load
-from ddbsearch.ops.backfill import BackfillSummary, run_backfill
+from ddbsearch.ops.backfill import BackfillSummary, run_backfill, run_lock
 from ddbsearch.ops.export_load import LoadProgress, LoadRecord
 from ddbsearch.tables import TableInfo, describe_table
 from ddbsearch.targets import Target, state_home
@@ -579,7 +579,7 @@ def _failure_line(generation: str, fill: BackfillSummary, refused: int) -> str:
     )
 
 
-def run_reindex(  # noqa: PLR0912, PLR0915 - one linear procedure, resumable at each step
+def run_reindex(
     target: Target,
     *,
     mapping: Mapping[str, Any] | None = None,
@@ -613,8 +613,62 @@ def run_reindex(  # noqa: PLR0912, PLR0915 - one linear procedure, resumable at 
     out; the fill method chosen first is kept unless one is asked). Raises ConfigurationError
     (exit 2) for an invalid configuration before anything is created,
     BuildFailed (exit 10) when the generation cannot serve, Aborted on ``stop``
-    or Ctrl-C (run again to continue).
+    or Ctrl-C (run again to continue), BusyError (exit 15) while another reindex or
+    abort of the same target runs.
     """
+    with run_lock(
+        state_path(target), what=f"reindex of index '{target.index}'", again="run it again"
+    ):
+        return _run_reindex(
+            target,
+            mapping=mapping,
+            include=include,
+            exclude=exclude,
+            version_attribute=version_attribute,
+            ttl_deletes=ttl_deletes,
+            reset=reset,
+            keep_old=keep_old,
+            segments=segments,
+            max_rcu=max_rcu,
+            rcu_fraction=rcu_fraction,
+            page_size=page_size,
+            from_export=from_export,
+            export_arn=export_arn,
+            max_concurrency=max_concurrency,
+            load_poll=load_poll,
+            settle_seconds=settle_seconds,
+            retire_seconds=retire_seconds,
+            verify_wait=verify_wait,
+            events=events,
+            stop=stop,
+        )
+
+
+def _run_reindex(  # noqa: PLR0912, PLR0915 - one linear procedure, resumable at each step
+    target: Target,
+    *,
+    mapping: Mapping[str, Any] | None = None,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    version_attribute: str | None = None,
+    ttl_deletes: str | None = None,
+    reset: bool = False,
+    keep_old: bool = False,
+    segments: int | None = None,
+    max_rcu: float | None = None,
+    rcu_fraction: float | None = None,
+    page_size: int | None = None,
+    from_export: bool | None = None,
+    export_arn: str | None = None,
+    max_concurrency: int | None = None,
+    load_poll: float | None = None,
+    settle_seconds: float = RETIRE_GRACE_SECONDS,
+    retire_seconds: float = RETIRE_GRACE_SECONDS,
+    verify_wait: float = VERIFY_WAIT_SECONDS,
+    events: ReindexEvents | None = None,
+    stop: threading.Event | None = None,
+) -> ReindexSummary:
+    """One run of :func:`run_reindex`, holding its lock."""
     events = events or ReindexEvents()
     stop = stop or threading.Event()
     started = time.monotonic()
@@ -966,8 +1020,25 @@ def abort_reindex(
 
     Refused once the alias was swapped (run ``reindex`` to finish). The building
     generation leaves the building alias at once (the stream stops writing it
-    within its cache time) and is deleted after ``retire_seconds``.
+    within its cache time) and is deleted after ``retire_seconds``. Raises BusyError
+    (exit 15) while a reindex of the same target runs (stop it first).
     """
+    with run_lock(
+        state_path(target),
+        what=f"reindex of index '{target.index}'",
+        again="run 'ddbsearch reindex --abort' again",
+    ):
+        return _abort_reindex(target, retire_seconds=retire_seconds, events=events, stop=stop)
+
+
+def _abort_reindex(
+    target: Target,
+    *,
+    retire_seconds: float = RETIRE_GRACE_SECONDS,
+    events: ReindexEvents | None = None,
+    stop: threading.Event | None = None,
+) -> ReindexSummary:
+    """One run of :func:`abort_reindex`, holding the reindex lock."""
     events = events or ReindexEvents()
     stop = stop or threading.Event()
     started = time.monotonic()

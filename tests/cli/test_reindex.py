@@ -21,8 +21,8 @@ from ddbsearch.cli import app
 from ddbsearch.core.lifecycle import list_generations
 from ddbsearch.core.template import index_body
 from ddbsearch.core.transport import SearchTransport
-from ddbsearch.errors import Aborted
-from ddbsearch.ops.reindex import ReindexEvents, run_reindex, state_path
+from ddbsearch.errors import Aborted, BusyError, ExitCode
+from ddbsearch.ops.reindex import ReindexEvents, abort_reindex, run_reindex, state_path
 from ddbsearch.targets import Target
 from ddbsearch.testing.data import generate_transactions
 
@@ -210,6 +210,45 @@ def test_an_interrupted_reindex_continues_where_it_stopped(
     assert summary.config is not None
     assert summary.config.exclude == ("notes",)
     assert len(search_all(target)) == 80
+    assert gens(target) == {f"{target.index}-000002": (True, False)}
+
+
+def test_a_second_reindex_or_abort_is_refused_while_one_runs(
+    ops_target: Callable[..., Target], cleanup: Any
+) -> None:
+    """Two runs on one state file would each drive the other's generation; the second
+    is refused at once (exit 15), and the first finishes undisturbed."""
+    target = ops_target(KEYS)
+    cleanup(target)
+    fill(target, 20)
+    refusals: list[BusyError] = []
+
+    def progress(n: int) -> None:
+        if refusals:
+            return
+        state_before = state_path(target).read_bytes()
+        for attempt in (
+            lambda: run_reindex(target, settle_seconds=0, retire_seconds=0),
+            lambda: abort_reindex(target, retire_seconds=0),
+        ):
+            with pytest.raises(BusyError) as refused:
+                attempt()
+            refusals.append(refused.value)
+        assert state_path(target).read_bytes() == state_before
+
+    summary = run_reindex(
+        target,
+        exclude=["notes"],
+        page_size=5,
+        settle_seconds=0,
+        retire_seconds=0,
+        events=ReindexEvents(progress=progress),
+    )
+    assert [e.exit_code for e in refusals] == [ExitCode.BUSY, ExitCode.BUSY]
+    assert f"another reindex of index '{target.index}' is already running" in refusals[0].message
+    assert "'ddbsearch reindex --abort' again" in (refusals[1].hint or "")
+    assert summary.swapped
+    assert len(search_all(target)) == 20
     assert gens(target) == {f"{target.index}-000002": (True, False)}
 
 
