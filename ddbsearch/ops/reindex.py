@@ -38,6 +38,7 @@ fixing the rows), ``reindex --abort`` drops it.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
@@ -46,7 +47,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 from urllib.parse import quote
 
 from ddbsearch import clients, files
@@ -84,6 +85,8 @@ PAGE = 1000  # ids per verification request
 FIRST_KEYS = 3
 
 Phase = Literal["settling", "filling", "verifying", "swapped"]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class BuildFailed(PartialFailure):
@@ -579,7 +582,26 @@ def _failure_line(generation: str, fill: BackfillSummary, refused: int) -> str:
     )
 
 
-def run_reindex(
+def _holding_the_lock(
+    again: str,
+) -> Callable[[Callable[Concatenate[Target, P], R]], Callable[Concatenate[Target, P], R]]:
+    """Run the decorated verb holding the target's reindex lock (BusyError, exit 15,
+    while another reindex or abort of the same target runs; ``again``: the hint's end)."""
+
+    def wrap(verb: Callable[Concatenate[Target, P], R]) -> Callable[Concatenate[Target, P], R]:
+        @functools.wraps(verb)
+        def locked(target: Target, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            what = f"reindex of index '{target.index}'"
+            with run_lock(state_path(target), what=what, again=again):
+                return verb(target, *args, **kwargs)
+
+        return locked
+
+    return wrap
+
+
+@_holding_the_lock("run it again")
+def run_reindex(  # noqa: PLR0912, PLR0915 - one linear procedure, resumable at each step
     target: Target,
     *,
     mapping: Mapping[str, Any] | None = None,
@@ -616,59 +638,6 @@ def run_reindex(
     or Ctrl-C (run again to continue), BusyError (exit 15) while another reindex or
     abort of the same target runs.
     """
-    with run_lock(
-        state_path(target), what=f"reindex of index '{target.index}'", again="run it again"
-    ):
-        return _run_reindex(
-            target,
-            mapping=mapping,
-            include=include,
-            exclude=exclude,
-            version_attribute=version_attribute,
-            ttl_deletes=ttl_deletes,
-            reset=reset,
-            keep_old=keep_old,
-            segments=segments,
-            max_rcu=max_rcu,
-            rcu_fraction=rcu_fraction,
-            page_size=page_size,
-            from_export=from_export,
-            export_arn=export_arn,
-            max_concurrency=max_concurrency,
-            load_poll=load_poll,
-            settle_seconds=settle_seconds,
-            retire_seconds=retire_seconds,
-            verify_wait=verify_wait,
-            events=events,
-            stop=stop,
-        )
-
-
-def _run_reindex(  # noqa: PLR0912, PLR0915 - one linear procedure, resumable at each step
-    target: Target,
-    *,
-    mapping: Mapping[str, Any] | None = None,
-    include: Sequence[str] | None = None,
-    exclude: Sequence[str] | None = None,
-    version_attribute: str | None = None,
-    ttl_deletes: str | None = None,
-    reset: bool = False,
-    keep_old: bool = False,
-    segments: int | None = None,
-    max_rcu: float | None = None,
-    rcu_fraction: float | None = None,
-    page_size: int | None = None,
-    from_export: bool | None = None,
-    export_arn: str | None = None,
-    max_concurrency: int | None = None,
-    load_poll: float | None = None,
-    settle_seconds: float = RETIRE_GRACE_SECONDS,
-    retire_seconds: float = RETIRE_GRACE_SECONDS,
-    verify_wait: float = VERIFY_WAIT_SECONDS,
-    events: ReindexEvents | None = None,
-    stop: threading.Event | None = None,
-) -> ReindexSummary:
-    """One run of :func:`run_reindex`, holding its lock."""
     events = events or ReindexEvents()
     stop = stop or threading.Event()
     started = time.monotonic()
@@ -1009,6 +978,7 @@ def _model_refusal(reason: str) -> bool:
     return _REJECTION.match(reason) is None
 
 
+@_holding_the_lock("run 'ddbsearch reindex --abort' again")
 def abort_reindex(
     target: Target,
     *,
@@ -1023,22 +993,6 @@ def abort_reindex(
     within its cache time) and is deleted after ``retire_seconds``. Raises BusyError
     (exit 15) while a reindex of the same target runs (stop it first).
     """
-    with run_lock(
-        state_path(target),
-        what=f"reindex of index '{target.index}'",
-        again="run 'ddbsearch reindex --abort' again",
-    ):
-        return _abort_reindex(target, retire_seconds=retire_seconds, events=events, stop=stop)
-
-
-def _abort_reindex(
-    target: Target,
-    *,
-    retire_seconds: float = RETIRE_GRACE_SECONDS,
-    events: ReindexEvents | None = None,
-    stop: threading.Event | None = None,
-) -> ReindexSummary:
-    """One run of :func:`abort_reindex`, holding the reindex lock."""
     events = events or ReindexEvents()
     stop = stop or threading.Event()
     started = time.monotonic()
