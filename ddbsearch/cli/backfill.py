@@ -16,6 +16,7 @@ from ddbsearch.cli.options import (
     EndpointOpt,
     IndexOpt,
     LocalOpt,
+    MaxConcurrencyOpt,
     NameOpt,
     ProfileOpt,
     RegionOpt,
@@ -146,16 +147,7 @@ def backfill(
     cancel: Annotated[
         bool, typer.Option("--cancel", help="Stop the running export load of the table.")
     ] = False,
-    max_concurrency: Annotated[
-        int | None,
-        typer.Option(
-            "--max-concurrency",
-            min=1,
-            max=1000,
-            help="Local export loads: files loaded at once (default 4; on AWS the "
-            "Terraform variable export_load_max_concurrency).",
-        ),
-    ] = None,
+    max_concurrency: MaxConcurrencyOpt = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON on stdout.")
     ] = False,

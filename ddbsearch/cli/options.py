@@ -118,6 +118,16 @@ def target_from(
 
 # The document model of an index generation (deploy: the first one; reindex: the next one).
 _SCHEMA_PANEL = "Index schema"
+MaxConcurrencyOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-concurrency",
+        min=1,
+        max=1000,
+        help="Local export loads: files loaded at once (default 4; on AWS the "
+        "Terraform variable export_load_max_concurrency).",
+    ),
+]
 MappingOpt = Annotated[
     str | None,
     typer.Option(

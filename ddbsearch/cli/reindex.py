@@ -17,6 +17,7 @@ from ddbsearch.cli.options import (
     IndexOpt,
     LocalOpt,
     MappingOpt,
+    MaxConcurrencyOpt,
     NameOpt,
     ProfileOpt,
     RegionOpt,
@@ -132,16 +133,7 @@ def reindex(
             "new generation was created).",
         ),
     ] = None,
-    max_concurrency: Annotated[
-        int | None,
-        typer.Option(
-            "--max-concurrency",
-            min=1,
-            max=1000,
-            help="Local export loads: files loaded at once (default 4; on AWS the "
-            "Terraform variable export_load_max_concurrency).",
-        ),
-    ] = None,
+    max_concurrency: MaxConcurrencyOpt = None,
     settle_seconds: Annotated[
         float | None,
         typer.Option(

@@ -298,27 +298,36 @@ def test_errors_exit_codes(ops_target: Callable[..., Target]) -> None:
     assert "on-demand" in result.stderr
 
 
+def crawling_backfill() -> subprocess.Popen[str]:
+    """A CLI backfill in its own process, paced to a crawl (about 2 pages of one item
+    per second), so a signal or a second run lands mid-run."""
+    return subprocess.Popen(
+        [sys.executable, "-c", "from ddbsearch.cli import main; main()", "backfill",
+         "--max-rcu", "2", "--page-size", "1", "--segments", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+    )  # fmt: skip
+
+
+def wait_for_progress(path: Path, scanned: int) -> Checkpoint:
+    """The checkpoint at ``path`` once it counts ``scanned`` items (30 s at the most)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        cp = Checkpoint.load(path)
+        if cp is not None and cp.scanned >= scanned:
+            return cp
+        time.sleep(0.05)
+    pytest.fail("the backfill made no progress")
+
+
 def test_ctrl_c_stops_cleanly_and_resume_finishes(
     ops_target: Callable[..., Target], tmp_path: Path
 ) -> None:
     target = ops_target(REFERENCE_KEYS)
     fill(target, 60)
-    # Paced to a crawl (about 2 pages of one item per second) so the interrupt lands mid-run.
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from ddbsearch.cli import main; main()", "backfill",
-         "--max-rcu", "2", "--page-size", "1", "--segments", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
-    )  # fmt: skip
+    proc = crawling_backfill()
     path = checkpoint_path(target)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            cp = Checkpoint.load(path)
-            if cp is not None and cp.scanned >= 3:
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("the backfill made no progress")
+        cp = wait_for_progress(path, 3)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     finally:
@@ -398,21 +407,10 @@ def test_a_killed_backfill_leaves_no_lock_behind_and_resume_finishes(
 ) -> None:
     target = ops_target(REFERENCE_KEYS)
     fill(target, 60)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from ddbsearch.cli import main; main()", "backfill",
-         "--max-rcu", "2", "--page-size", "1", "--segments", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
-    )  # fmt: skip
+    proc = crawling_backfill()
     path = checkpoint_path(target)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            cp = Checkpoint.load(path)
-            if cp is not None and cp.scanned >= 2:
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("the backfill made no progress")
+        cp = wait_for_progress(path, 2)
         refused = runner.invoke(app, ["backfill", "--resume"])
         assert refused.exit_code == ExitCode.BUSY, refused.stderr
         assert f"is already running (pid {proc.pid})" in refused.stderr
