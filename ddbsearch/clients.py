@@ -11,22 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-    ProfileNotFound,
-    ReadTimeoutError,
-    TokenRetrievalError,
-)
-
 from ddbsearch.errors import (
     AuthError,
     ConfigurationError,
@@ -37,7 +21,13 @@ from ddbsearch.errors import (
 )
 from ddbsearch.targets import Target
 
+# boto3 and botocore are imported where they are used: importing this module is free,
+# and a command that needs no AWS call (a search of the local stack) never loads them.
 if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
     from ddbsearch.core.transport import SearchTransport
 
 # Emulator credentials: moto accepts anything, and fixed values keep real ones private.
@@ -73,6 +63,8 @@ _INPUT_CODES = frozenset({"ValidationException", "SerializationException"})
 
 
 def _config(target: Target) -> Config:
+    from botocore.config import Config
+
     # Fail fast against a stopped local stack; be patient with the real cloud.
     local = target.aws_endpoint is not None
     return Config(
@@ -86,6 +78,9 @@ def _config(target: Target) -> Config:
 
 def session(target: Target) -> boto3.Session:
     """A boto3 session for the target: its profile and region, or emulator credentials."""
+    import boto3
+    from botocore.exceptions import ProfileNotFound
+
     try:
         if target.aws_endpoint is not None:
             return boto3.Session(
@@ -112,6 +107,9 @@ def client(
     ``max_connections`` sizes the connection pool for clients shared by many threads
     (botocore's default is 10). Typed as ``Any``: each service has its own client class.
     """
+    from botocore.config import Config
+    from botocore.exceptions import NoRegionError
+
     sess = boto_session or session(target)
     config = _config(target)
     if max_connections is not None:
@@ -129,6 +127,9 @@ def client(
 
 def local_client(service: str, endpoint: str, *, region: str = LOCAL_REGION) -> Any:
     """A client for the local stack's moto server at ``endpoint`` (emulator credentials)."""
+    import boto3
+    from botocore.config import Config
+
     return boto3.client(  # type: ignore[call-overload]
         service,
         endpoint_url=endpoint,
@@ -160,6 +161,17 @@ def _translate_client_error(exc: ClientError, what: str) -> DdbsearchError:
 
 def translate(exc: Exception, what: str) -> DdbsearchError:
     """The :mod:`ddbsearch.errors` equivalent of a botocore failure while doing ``what``."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        ReadTimeoutError,
+        TokenRetrievalError,
+    )
+
     if isinstance(exc, DdbsearchError):
         return exc
     if isinstance(exc, ClientError):
@@ -183,15 +195,44 @@ def translate(exc: Exception, what: str) -> DdbsearchError:
 @contextmanager
 def aws_errors(what: str) -> Iterator[None]:
     """Re-raise botocore failures inside the block as one-line :mod:`ddbsearch.errors`."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         yield
     except (ClientError, BotoCoreError) as exc:
         raise translate(exc, what) from exc
 
 
+def credentials_for(target: Target) -> Any:
+    """The credentials to sign the target's requests with (None when there are none):
+    the target's profile through botocore's chain (SSO, assume-role, credential_process,
+    session tokens, as the AWS CLI), or emulator credentials for the local stack.
+
+    The same chain :func:`session` gives, from botocore's session without boto3's
+    (which imports s3transfer): a search of a SigV4 endpoint needs nothing else of AWS.
+    """
+    import botocore.session
+    from botocore.exceptions import ProfileNotFound
+
+    if target.aws_endpoint is not None:
+        from botocore.credentials import Credentials
+
+        return Credentials(_LOCAL_ACCESS_KEY, _LOCAL_ACCESS_KEY)
+    try:
+        sess = botocore.session.Session(profile=target.profile)
+        if target.region:
+            sess.set_config_variable("region", target.region)
+        with aws_errors("resolving AWS credentials"):
+            return sess.get_credentials()
+    except ProfileNotFound as exc:
+        raise AuthError(
+            f"AWS profile '{target.profile}' not found", hint="check AWS_PROFILE / --name"
+        ) from exc
+
+
 def search_transport(target: Target) -> SearchTransport:
     """The core transport for the target, signing with the target's profile on AWS."""
-    credentials = session(target).get_credentials() if target.sigv4 else None
+    credentials = credentials_for(target) if target.sigv4 else None
     from ddbsearch.core.transport import SearchTransport
 
     return SearchTransport(

@@ -8,20 +8,36 @@ Lucene doc numbers repeat across shards, so ``_id`` breaks the ties. Where point
 time is not available (older engines, an emulator without it) the scroll API is
 used instead, which also reads a frozen view; :attr:`IndexReader.method` says which.
 
+:class:`PointInTime` is the one point in time reader: ``verify`` reads the whole
+index through :class:`IndexReader`, ``search --all`` (:func:`ddbsearch.ops.search.scan`)
+reads every hit of a query through the same class, with its own sort and errors.
+
 osmem-server, the local emulator, implements point in time; so does every Amazon
 OpenSearch Service domain from 2.5.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 from ddbsearch.core.errors import DdbsearchError, NotFoundError, UnreachableError
 from ddbsearch.core.transport import Response, SearchTransport, TransportError
+
+
+class Transport(Protocol):
+    """What the readers send requests through: a :class:`SearchTransport`, or a wrapper
+    of one (``search --all`` adds retries and its own error messages)."""
+
+    @property
+    def base_url(self) -> str: ...
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> Response: ...
+
 
 PAGE_SIZE = 1000
 KEEP_ALIVE = "5m"
@@ -36,7 +52,7 @@ class IndexDoc:
     source: dict[str, Any]
 
 
-def _call(transport: SearchTransport, method: str, path: str, payload: Any = None) -> Response:
+def _call(transport: Transport, method: str, path: str, payload: Any = None) -> Response:
     body = None if payload is None else json.dumps(payload).encode()
     try:
         return transport.request(method, path, body)
@@ -60,6 +76,112 @@ def _fail(what: str, resp: Response) -> DdbsearchError:
     return DdbsearchError(f"{what} failed (HTTP {resp.status}{reason})")
 
 
+class NoPointInTime(DdbsearchError):
+    """The engine answered the point in time API with "no such API" (``status``)."""
+
+    def __init__(self, index: str, status: int) -> None:
+        super().__init__(f"point in time not supported on '{index}' (HTTP {status})")
+        self.status = status
+
+
+ErrorFor = Callable[[str, Response], DdbsearchError]
+
+
+class PointInTime:
+    """One open point in time on an index, read page by page with ``search_after``.
+
+    The one implementation of OpenSearch's PIT paging (``search --all`` and
+    ``verify`` both read through it). Use it as a context manager: the PIT is
+    deleted when the block ends, however it ends (exhausted, a consumer that stops
+    early and closes its generator, an error, Ctrl-C); otherwise it would hold the
+    index's segments until its keep-alive ran out. ``search_after`` on a sort that
+    ends in a unique tiebreaker never meets the 10,000-hit window.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        index: str,
+        pit_id: str,
+        *,
+        keep_alive: str = KEEP_ALIVE,
+        error: ErrorFor = _fail,
+    ) -> None:
+        self.transport = transport
+        self.index = index
+        self.id = pit_id
+        self.keep_alive = keep_alive
+        self.error = error
+        self.closed = False
+
+    @classmethod
+    def open(
+        cls,
+        transport: Transport,
+        index: str,
+        *,
+        keep_alive: str = KEEP_ALIVE,
+        error: ErrorFor | None = None,
+    ) -> PointInTime:
+        """Opens a PIT on ``index``: :class:`NoPointInTime` when the engine has none,
+        ``error(what, response)`` for any other failure (404: the index is missing)."""
+        fail = error or _index_error(index)
+        path = f"/{quote(index, safe=',*')}/_search/point_in_time?keep_alive={keep_alive}"
+        resp = _call(transport, "POST", path)
+        if resp.status in _NO_PIT_STATUS:
+            raise NoPointInTime(index, resp.status)
+        if resp.status >= 300:
+            raise fail(f"opening a point in time on '{index}'", resp)
+        return cls(transport, index, str(resp.json()["pit_id"]), keep_alive=keep_alive, error=fail)
+
+    def __enter__(self) -> PointInTime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def pages(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The search responses of ``body`` (which sets ``size`` and a ``sort`` ending in a
+        tiebreaker), one page after the other until a short page ends the index."""
+        size = int(body.get("size", 10))
+        after: list[Any] | None = None
+        while True:
+            page = {**body, "pit": {"id": self.id, "keep_alive": self.keep_alive}}
+            if after is not None:
+                page["search_after"] = after
+            resp = _call(self.transport, "POST", "/_search", page)
+            if resp.status >= 300:
+                raise self.error(f"reading index '{self.index}'", resp)
+            data: dict[str, Any] = resp.json()
+            self.id = str(data.get("pit_id") or self.id)  # the id may change between pages
+            hits = data.get("hits", {}).get("hits", [])
+            yield data
+            if len(hits) < size or not hits or hits[-1].get("sort") is None:
+                return
+            after = hits[-1]["sort"]
+
+    def close(self) -> None:
+        """Deletes the PIT, best effort: one that cannot be deleted expires after its
+        keep-alive anyway, and cleaning up must not hide the error that ended the read."""
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(Exception):
+            _call(self.transport, "DELETE", "/_search/point_in_time", {"pit_id": [self.id]})
+
+
+def _index_error(index: str) -> ErrorFor:
+    def error(what: str, resp: Response) -> DdbsearchError:
+        if resp.status == 404:
+            return NotFoundError(
+                f"index '{index}' does not exist",
+                hint="create it with 'ddbsearch deploy', then fill it with 'ddbsearch backfill'",
+            )
+        return _fail(what, resp)
+
+    return error
+
+
 class IndexReader:
     """Pages through one index (or alias); iterate :meth:`documents` once."""
 
@@ -77,13 +199,8 @@ class IndexReader:
 
     def count(self) -> int:
         resp = _call(self.transport, "GET", self._path("/_count"))
-        if resp.status == 404:
-            raise NotFoundError(
-                f"index '{self.index}' does not exist",
-                hint="create it with 'ddbsearch deploy', then fill it with 'ddbsearch backfill'",
-            )
         if resp.status >= 300:
-            raise _fail(f"counting index '{self.index}'", resp)
+            raise _index_error(self.index)(f"counting index '{self.index}'", resp)
         return int(resp.json().get("count", 0))
 
     def shards(self) -> int:
@@ -105,50 +222,25 @@ class IndexReader:
 
     def documents(self) -> Iterator[list[IndexDoc]]:
         """Pages of documents until the index is exhausted."""
-        resp = _call(
-            self.transport, "POST", self._path(f"/_search/point_in_time?keep_alive={KEEP_ALIVE}")
-        )
-        if resp.status == 404:
-            raise NotFoundError(
-                f"index '{self.index}' does not exist",
-                hint="create it with 'ddbsearch deploy', then fill it with 'ddbsearch backfill'",
-            )
-        if resp.status in _NO_PIT_STATUS:
+        try:
+            pit = PointInTime.open(self.transport, self.index)
+        except NoPointInTime as exc:
             self.method = "scroll"
-            self.fallback_reason = f"point in time not supported (HTTP {resp.status})"
+            self.fallback_reason = f"point in time not supported (HTTP {exc.status})"
             yield from self._scroll()
             return
-        if resp.status >= 300:
-            raise _fail(f"opening a point in time on '{self.index}'", resp)
-        yield from self._pit(str(resp.json()["pit_id"]))
-
-    def _pit(self, pit_id: str) -> Iterator[list[IndexDoc]]:
-        sort = self.sort()
-        after: list[Any] | None = None
-        try:
-            while True:
-                body: dict[str, Any] = {
-                    "size": self.page_size,
-                    "pit": {"id": pit_id, "keep_alive": KEEP_ALIVE},
-                    "sort": sort,
-                    "version": True,
-                    "track_total_hits": False,
-                    "query": {"match_all": {}},
-                }
-                if after is not None:
-                    body["search_after"] = after
-                resp = _call(self.transport, "POST", "/_search", body)
-                if resp.status >= 300:
-                    raise _fail(f"reading index '{self.index}'", resp)
-                data = resp.json()
-                pit_id = str(data.get("pit_id") or pit_id)  # may change between pages
+        with pit:
+            body: dict[str, Any] = {
+                "size": self.page_size,
+                "sort": self.sort(),
+                "version": True,
+                "track_total_hits": False,
+                "query": {"match_all": {}},
+            }
+            for data in pit.pages(body):
                 hits = data.get("hits", {}).get("hits", [])
-                if not hits:
-                    return
-                yield [_doc(hit) for hit in hits]
-                after = hits[-1]["sort"]
-        finally:
-            _call(self.transport, "DELETE", "/_search/point_in_time", {"pit_id": [pit_id]})
+                if hits:
+                    yield [_doc(hit) for hit in hits]
 
     def _scroll(self) -> Iterator[list[IndexDoc]]:
         resp = _call(

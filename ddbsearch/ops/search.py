@@ -1,4 +1,4 @@
-"""Searching the index: the OpenSearch client for a target, query building, results.
+"""Searching the index: HTTP to the target's endpoint, query building, results.
 
 ``ddbsearch search "mega test"`` runs a ``simple_query_string`` over the index's text
 fields with ``default_operator: and``: every word must match (somewhere in the
@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from ddbsearch.errors import (
     AuthError,
@@ -27,6 +28,9 @@ from ddbsearch.errors import (
     UnreachableError,
 )
 from ddbsearch.targets import Target
+
+if TYPE_CHECKING:  # imported when a search runs: `ddbsearch --help` stays fast
+    from ddbsearch.core.transport import Response, SearchTransport
 
 # Highlight markers unlikely to appear in data; the CLI turns them into styles.
 MARK_START = "\x02"
@@ -49,70 +53,114 @@ def endpoint_url(endpoint: str) -> str:
     return endpoint if "://" in endpoint else f"https://{endpoint}"
 
 
-def client_for(target: Target, *, timeout: float = 30.0) -> Any:
-    """An opensearch-py client: SigV4-signed for AWS, plain HTTP for the local emulator."""
-    from opensearchpy import OpenSearch, RequestsHttpConnection
+class Requests:
+    """The search path's HTTP: JSON over the core transport (urllib3; SigV4 by botocore
+    only for a target that signs), failures as :mod:`ddbsearch.errors` naming ``what``.
 
-    url = endpoint_url(target.search_endpoint)
-    if not target.sigv4:
-        return OpenSearch(hosts=[url], timeout=timeout, max_retries=0)
-    from requests_aws4auth import AWS4Auth
+    Not opensearch-py: it imports requests (and aiohttp when installed) at start-up,
+    which cost ``ddbsearch search`` more than everything else it imports. Requests
+    to a signed (AWS) endpoint are tried up to three times on a dropped connection,
+    a timeout or a 502/503/504, as opensearch-py's client was set up to; the local
+    emulator is asked once, so a stopped stack fails fast.
+    """
 
-    from ddbsearch.clients import session
+    def __init__(self, target: Target, transport: SearchTransport, what: str = "search") -> None:
+        self.target = target
+        self.transport = transport
+        self.what = what
+        self.base_url = transport.base_url
+        self.attempts = 3 if target.sigv4 else 1
 
-    credentials = session(target).get_credentials()
-    if credentials is None:
-        raise AuthError(
-            "no AWS credentials to sign search requests with",
-            hint="configure credentials (aws configure / AWS_PROFILE)",
-        )
-    # refreshable_credentials: temporary credentials are refreshed before each request.
-    auth = AWS4Auth(refreshable_credentials=credentials, region=target.region, service="es")
-    return OpenSearch(
-        hosts=[url],
-        http_auth=auth,
-        use_ssl=url.startswith("https://"),
-        verify_certs=True,
-        connection_class=RequestsHttpConnection,
+    def about(self, what: str) -> Requests:
+        """The same connection, its errors naming ``what``."""
+        return Requests(self.target, self.transport, what)
+
+    def request(self, method: str, path: str, body: bytes | None = None, **kwargs: Any) -> Response:
+        from ddbsearch.core.transport import AccessDenied, TransportError
+
+        for attempt in range(1, self.attempts + 1):
+            try:
+                resp = self.transport.request(method, path, body, **kwargs)
+            except TransportError:
+                if attempt < self.attempts:
+                    continue
+                raise UnreachableError(
+                    f"{self.what}: cannot reach the search endpoint {self.target.search_endpoint}",
+                    hint="is the local stack running ('ddbsearch deploy --local') / "
+                    "is the network up?",
+                ) from None
+            except AccessDenied as exc:
+                raise AuthError(f"{self.what}: {exc.message}", hint=exc.hint) from None
+            if resp.status in (502, 503, 504) and attempt < self.attempts:
+                continue
+            return resp
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def json(self, method: str, path: str, payload: Any = None) -> Any:
+        body = None if payload is None else json.dumps(payload).encode()
+        resp = self.request(method, path, body)
+        if resp.status >= 300:
+            raise http_error(self.target, self.what, resp)
+        return resp.json()
+
+
+def transport_for(target: Target, *, timeout: float = 30.0) -> SearchTransport:
+    """The core transport for ``target``: plain HTTP for the local emulator; SigV4 with the
+    target's credentials (profile, SSO, assume-role, session token) on AWS."""
+    from ddbsearch.core.transport import SearchTransport
+
+    credentials = None
+    if target.sigv4:
+        # Only a signing target resolves credentials (botocore's chain is the slow part).
+        from ddbsearch.clients import credentials_for
+
+        credentials = credentials_for(target)
+        if credentials is None:
+            raise AuthError(
+                "no AWS credentials to sign search requests with",
+                hint="configure credentials (aws configure / AWS_PROFILE)",
+            )
+    return SearchTransport(
+        target.search_endpoint,
+        region=target.region,
+        sigv4=target.sigv4,
         timeout=timeout,
-        max_retries=2,
-        retry_on_timeout=True,
+        credentials=credentials,
     )
 
 
-def translate(exc: Exception, target: Target, what: str) -> DdbsearchError:
-    """The :mod:`ddbsearch.errors` equivalent of an opensearch-py failure."""
-    from opensearchpy import exceptions as ose
+def requests_for(target: Target, *, timeout: float = 30.0) -> Requests:
+    return Requests(target, transport_for(target, timeout=timeout))
 
-    if isinstance(exc, ose.ConnectionError):
-        return UnreachableError(
-            f"{what}: cannot reach the search endpoint {target.search_endpoint}",
-            hint="is the local stack running ('ddbsearch deploy --local') / is the network up?",
-        )
-    if isinstance(exc, (ose.AuthenticationException, ose.AuthorizationException)):
-        return AuthError(
-            f"{what}: the search endpoint refused the request ({exc.status_code})",
-            hint="check your AWS credentials and the domain access policy",
-        )
-    if isinstance(exc, ose.NotFoundError):
+
+def http_error(target: Target, what: str, resp: Response) -> DdbsearchError:
+    """The :mod:`ddbsearch.errors` equivalent of an error answer from the search endpoint."""
+    if resp.status == 404:
         return NotFoundError(
             f"index '{target.index}' does not exist on {target.search_endpoint}",
             hint="check --index, or deploy / backfill first",
         )
-    if isinstance(exc, ose.RequestError):
-        return InputError(f"{what}: the search was rejected: {_reason(exc)}")
-    if isinstance(exc, ose.TransportError):
-        return DdbsearchError(f"{what}: search endpoint error {exc.status_code}: {_reason(exc)}")
-    return exc if isinstance(exc, DdbsearchError) else DdbsearchError(f"{what}: {exc!r}")
+    if resp.status == 400:
+        return InputError(f"{what}: the search was rejected: {_reason(resp)}")
+    return DdbsearchError(f"{what}: search endpoint error {resp.status}: {_reason(resp)}")
 
 
-def _reason(exc: Any) -> str:
-    info = getattr(exc, "info", None)
-    if isinstance(info, dict) and isinstance(info.get("error"), dict):
-        err = info["error"]
+def _reason(resp: Response) -> str:
+    try:
+        data = resp.json()
+    except ValueError:
+        data = None
+    err = data.get("error") if isinstance(data, dict) else None
+    if isinstance(err, dict):
         root = (err.get("root_cause") or [err])[0]
         return f"{root.get('type', 'error')}: {root.get('reason', '')}"
-    return str(getattr(exc, "error", exc))
+    if isinstance(err, str):
+        return err[:200]
+    return resp.body[:200].decode("utf-8", "replace")
+
+
+def _index_path(target: Target, suffix: str) -> str:
+    return f"/{quote(target.index, safe=',*')}{suffix}"
 
 
 # --------------------------------------------------------------------------- mapping
@@ -149,12 +197,10 @@ def flatten_mapping(properties: Mapping[str, Any], prefix: str = "") -> dict[str
     return out
 
 
-def get_fields(client: Any, target: Target) -> dict[str, FieldInfo]:
+def get_fields(http: Requests) -> dict[str, FieldInfo]:
     """The index's fields; NotFoundError when the index does not exist."""
-    try:
-        mapping = client.indices.get_mapping(index=target.index)
-    except Exception as exc:
-        raise translate(exc, target, f"index '{target.index}'") from None
+    target = http.target
+    mapping = http.about(f"index '{target.index}'").json("GET", _index_path(target, "/_mapping"))
     props: dict[str, Any] = {}
     for index_mapping in mapping.values():  # one entry (or several behind an alias)
         props.update((index_mapping.get("mappings") or {}).get("properties") or {})
@@ -627,7 +673,7 @@ def search(
     *,
     wait: float = 0.0,
     with_key_names: bool = False,
-    client: Any = None,
+    transport: SearchTransport | None = None,
 ) -> SearchResult:
     """Run ``request`` (or plain query text) against the target's index.
 
@@ -637,15 +683,12 @@ def search(
     """
     if not isinstance(request, SearchRequest):
         request = SearchRequest(text=request, highlight=False)
-    client = client or client_for(target)
-    fields = get_fields(client, target)
+    http = Requests(target, transport or transport_for(target))
+    fields = get_fields(http)
     body = build_body(_with_ttl(target, request), fields)
     deadline = time.monotonic() + wait
     while True:
-        try:
-            response = client.search(index=target.index, body=body)
-        except Exception as exc:
-            raise translate(exc, target, "search") from None
+        response = http.json("POST", _index_path(target, "/_search"), body)
         result = parse_response(response, body)
         if result.total or time.monotonic() >= deadline:
             break
@@ -704,7 +747,7 @@ def scan(
     *,
     page_size: int = SCAN_PAGE_SIZE,
     on_progress: Callable[[int, int], None] | None = None,
-    client: Any = None,
+    transport: SearchTransport | None = None,
 ) -> Scan:
     """Every hit of ``request``, past OpenSearch's 10,000-hit window.
 
@@ -712,8 +755,8 @@ def scan(
     with ``search_after`` on the request's sort plus ``_shard_doc`` (a total order),
     and only one page is held in memory. ``on_progress(done, total)`` is called after
     each page. The PIT is deleted when the iterator ends, is closed, or fails,
-    including on KeyboardInterrupt (it would otherwise hold the index's segments
-    until its keep-alive ran out). osmem-server, the local stack's search engine,
+    including on KeyboardInterrupt (:class:`ddbsearch.ops.index_reader.PointInTime`,
+    the reader ``verify`` uses too). osmem-server, the local stack's search engine,
     implements PIT too, so the same path runs locally and on AWS; no scroll fallback.
     """
     if not isinstance(request, SearchRequest):
@@ -722,8 +765,8 @@ def scan(
         raise InputError(f"page size must be between 1 and {MAX_SIZE}")
     if request.count_by or request.stats or request.histograms:
         raise InputError("--all streams hits only", hint="ask for aggregations without --all")
-    client = client or client_for(target)
-    fields = get_fields(client, target)
+    http = Requests(target, transport or transport_for(target))
+    fields = get_fields(http)
     body = build_body(replace(_with_ttl(target, request), highlight=False), fields)
     for key in ("aggs", "aggregations", "from", "search_after"):
         if key in body:
@@ -731,58 +774,37 @@ def scan(
     body["size"] = page_size
     body["sort"] = [*body.get("sort", []), {"_shard_doc": "asc"}]
     body["track_total_hits"] = True
-    return Scan(top_level_names(fields), _pages(client, target, body, on_progress))
+    return Scan(top_level_names(fields), _pages(http.about("search --all"), body, on_progress))
 
 
 def _pages(
-    client: Any,
-    target: Target,
+    http: Requests,
     body: dict[str, Any],
     on_progress: Callable[[int, int], None] | None,
 ) -> Generator[Hit, None, None]:
+    from ddbsearch.ops.index_reader import NoPointInTime, PointInTime
+
+    target = http.target
     try:
-        opened = client.create_pit(index=target.index, params={"keep_alive": PIT_KEEP_ALIVE})
-    except Exception as exc:
-        raise _pit_error(exc, target) from None
-    pit_id = str(opened["pit_id"])
+        pit = PointInTime.open(
+            http,
+            target.index,
+            keep_alive=PIT_KEEP_ALIVE,
+            error=lambda what, resp: http_error(target, http.what, resp),
+        )
+    except (NoPointInTime, NotFoundError):
+        raise DdbsearchError(
+            f"search --all: {target.search_endpoint} does not support point in time searches",
+            hint="--all needs OpenSearch 2.4 or later; use --size (up to 10,000) instead",
+        ) from None
     done = 0
-    try:
-        while True:
-            page = {**body, "pit": {"id": pit_id, "keep_alive": PIT_KEEP_ALIVE}}
-            try:
-                response = client.search(body=page)
-            except Exception as exc:
-                raise translate(exc, target, "search --all") from None
-            pit_id = str(response.get("pit_id") or pit_id)  # the id may change between pages
-            result = parse_response(response, page)
+    with pit:
+        for response in pit.pages(body):
+            result = parse_response(response, body)
             done += len(result.hits)
             if on_progress is not None:
                 on_progress(done, result.total)
             yield from result.hits
-            if len(result.hits) < body["size"] or result.hits[-1].sort is None:
-                return
-            body = {**body, "search_after": result.hits[-1].sort}
-    finally:
-        _close_pit(client, pit_id)
-
-
-def _close_pit(client: Any, pit_id: str) -> None:
-    # Best effort: a PIT that cannot be deleted expires after its keep-alive anyway.
-    with contextlib.suppress(Exception):
-        client.delete_pit(body={"pit_id": [pit_id]})
-
-
-def _pit_error(exc: Exception, target: Target) -> DdbsearchError:
-    from opensearchpy import exceptions as ose
-
-    if isinstance(exc, (ose.RequestError, ose.NotFoundError)) or (
-        isinstance(exc, ose.TransportError) and exc.status_code == 405
-    ):
-        return DdbsearchError(
-            f"search --all: {target.search_endpoint} does not support point in time searches",
-            hint="--all needs OpenSearch 2.4 or later; use --size (up to 10,000) instead",
-        )
-    return translate(exc, target, "search --all")
 
 
 # --------------------------------------------------------------------------- completion
@@ -830,20 +852,7 @@ def cached_fields(
 def _fetch_fields(target: Target, timeout: float) -> dict[str, FieldInfo]:
     # The core transport (urllib3) rather than opensearch-py: completion runs on every
     # TAB and must start fast; its timeout bounds the connect as well as the read.
-    from ddbsearch.core.transport import SearchTransport
-
-    credentials = None
-    if target.sigv4:
-        from ddbsearch.clients import session
-
-        credentials = session(target).get_credentials()
-    transport = SearchTransport(
-        target.search_endpoint,
-        region=target.region,
-        sigv4=target.sigv4,
-        timeout=timeout,
-        credentials=credentials,
-    )
+    transport = transport_for(target, timeout=timeout)
     # The timeout is passed again per request: SearchTransport.request(timeout=None)
     # sends urllib3 no timeout at all, which would hang on an endpoint that never answers.
     response = transport.request("GET", f"/{target.index}/_mapping", timeout=timeout)
@@ -857,21 +866,18 @@ def _fetch_fields(target: Target, timeout: float) -> dict[str, FieldInfo]:
 
 def key_names(target: Target) -> list[str]:
     """The table's key attributes, best effort: search works even without DynamoDB access."""
+    if target.key_names:
+        return list(target.key_names)
     from ddbsearch import clients
     from ddbsearch.tables import describe_table
 
-    if target.key_names:
-        return list(target.key_names)
     try:
         return describe_table(clients.client(target, "dynamodb"), target.table).key_names
     except DdbsearchError:
         return []
 
 
-def count_documents(target: Target, *, client: Any = None) -> int:
+def count_documents(target: Target, *, transport: SearchTransport | None = None) -> int:
     """Exact number of documents in the target's index."""
-    client = client or client_for(target)
-    try:
-        return int(client.count(index=target.index)["count"])
-    except Exception as exc:
-        raise translate(exc, target, f"index '{target.index}'") from None
+    http = Requests(target, transport or transport_for(target), f"index '{target.index}'")
+    return int(http.json("GET", _index_path(target, "/_count"))["count"])
