@@ -19,6 +19,11 @@ time of ``ddbsearch --help`` and ``ddbsearch search --help`` (operator venv), an
 ``ddbsearch search`` against a running local stack (deployed from the local venv,
 searched from both); import time from ``-X importtime`` (self times summed: every
 import the process does, including the interpreter's own).
+
+Before/after: ``DDBSEARCH_BENCH_BASELINE=<git ref>`` (e.g. ``main``) also installs the
+wheel of that commit into an operator venv of its own and runs its ``ddbsearch search``
+against the same stack, interleaved with this checkout's, so the two are compared in
+one run (the ratio row).
 """
 
 from __future__ import annotations
@@ -50,6 +55,9 @@ ITEM = (
 _MAIN = "import sys; from ddbsearch.cli import main; sys.argv[0] = 'ddbsearch'; sys.exit(main())"
 
 
+BASELINE = os.environ.get("DDBSEARCH_BENCH_BASELINE")
+
+
 def _pip_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
@@ -61,6 +69,23 @@ def _build_wheel(out: Path) -> Path:
         check=True, env=_pip_env(),
     )  # fmt: skip
     (wheel,) = out.glob("ddbsearch-*.whl")
+    return wheel
+
+
+def _baseline_wheel(ref: str, out: Path) -> Path:
+    """The wheel of commit ``ref`` of this repository (its tree, not the working tree)."""
+    src = out / "src"
+    src.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", ref], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+         "--wheel-dir", str(out / "wheel"), str(src)],
+        check=True, env=_pip_env(),
+    )  # fmt: skip
+    (wheel,) = (out / "wheel").glob("ddbsearch-*.whl")
     return wheel
 
 
@@ -177,6 +202,11 @@ def _importtime(
     return totals, packages
 
 
+def search_label(venv: str) -> str:
+    where = f"operator venv of `{BASELINE}`" if venv == "baseline" else f"{venv} venv"
+    return f"`ddbsearch search '{QUERY}'` (local stack, {where})"
+
+
 def _ms(values: list[float], scale: float = 1000.0) -> str:
     return f"{min(values) * scale:,.0f} / {statistics.median(values) * scale:,.0f}"
 
@@ -192,6 +222,8 @@ def run(quick: bool = False, *, runs: int | None = None) -> Section:
             "operator": _install(base, "operator", [str(wheel)]),
             "local": _install(base, "local", [f"{wheel}[local]"]),
         }
+        if BASELINE:
+            baseline = _install(base, "baseline", [str(_baseline_wheel(BASELINE, base / "b"))])
         if not quick:
             installs["before"] = _install(
                 base, "before", [str(wheel), "moto[server]>=5.0.20", "osmem-server>=0.1.6"]
@@ -268,9 +300,11 @@ def run(quick: bool = False, *, runs: int | None = None) -> Section:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the item did not become searchable within 60 s")
                 time.sleep(0.1)
-            venvs = (("operator", op["dir"], op_env), ("local", loc["dir"], loc_env))
+            venvs = [("operator", op["dir"], op_env), ("local", loc["dir"], loc_env)]
+            if BASELINE:
+                venvs.insert(0, ("baseline", baseline["dir"], _env(baseline["dir"], home)))
             for key, env_dir, env in venvs:
-                label = f"`ddbsearch search '{QUERY}'` (local stack, {key} venv)"
+                label = search_label(key)
                 walls[label] = _walls(
                     [str(env_dir / "bin" / "ddbsearch"), "search", QUERY], env, home, runs
                 )
@@ -318,8 +352,15 @@ def run(quick: bool = False, *, runs: int | None = None) -> Section:
         "from the local venv, holding the reference item; both venvs search the same stack "
         "(the operator install needs no emulator to search one).",
     ]
-    search_label = f"`ddbsearch search '{QUERY}'` (local stack, operator venv)"
-    search_ms = min(imports[search_label])
+    search_ms = min(imports[search_label("operator")])
+    if BASELINE:
+        now, then = search_label("operator"), search_label("baseline")
+        section.notes.append(
+            f"This checkout against `{BASELINE}`, same run, same stack, operator venvs: "
+            f"`ddbsearch search` process wall {min(walls[now][0]) / min(walls[then][0]):.2f}x, "
+            f"process CPU {min(walls[now][1]) / min(walls[then][1]):.2f}x, import time "
+            f"{min(imports[now]) / min(imports[then]):.2f}x of the baseline's (minimums)."
+        )
     section.metrics = {
         "operator_mb": op["mb"],
         "operator_distributions": op["distributions"],

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from ddbsearch.core.transport import Response
-from ddbsearch.errors import NotFoundError
+from ddbsearch.errors import DdbsearchError, NotFoundError
 from ddbsearch.ops.explain import differing_fields, short_reason, version_time
-from ddbsearch.ops.index_reader import IndexReader
+from ddbsearch.ops.index_reader import IndexReader, NoPointInTime, PointInTime
 
 
 class Scripted:
@@ -103,6 +103,48 @@ def test_a_missing_index_is_not_found() -> None:
     t = Scripted([("POST", "/ix/_search/point_in_time", 404, {"error": "no such index"})])
     with pytest.raises(NotFoundError, match="index 'ix' does not exist"):
         list(IndexReader(t, "ix").documents())  # type: ignore[arg-type]
+
+
+def test_the_point_in_time_is_closed_when_the_reader_stops_early() -> None:
+    t = Scripted(
+        [
+            ("POST", "/ix/_search/point_in_time", 200, {"pit_id": "p1"}),
+            ("POST", "/_search", 200, _hits("a", "b")),
+            ("DELETE", "/_search/point_in_time", 200, {}),
+        ]
+    )
+
+    def first_page() -> list[str]:
+        with PointInTime.open(t, "ix") as pit:  # type: ignore[arg-type]
+            for data in pit.pages({"size": 2, "sort": [{"_shard_doc": "asc"}]}):
+                return [h["_id"] for h in data["hits"]["hits"]]
+        return []
+
+    assert first_page() == ["a", "b"]
+    assert t.seen[-1] == ("DELETE", "/_search/point_in_time", {"pit_id": ["p1"]})
+
+
+def test_a_failed_page_closes_the_point_in_time_and_raises_its_own_error() -> None:
+    t = Scripted(
+        [
+            ("POST", "/ix/_search/point_in_time", 200, {"pit_id": "p1"}),
+            ("POST", "/_search", 500, {"error": {"type": "boom", "reason": "shard failed"}}),
+            # the DELETE fails too: the page's error is the one raised
+            ("DELETE", "/_search/point_in_time", 500, {}),
+        ]
+    )
+    t.answers.insert(1, ("GET", "/ix/_settings", 200, _shards(1)))
+    stream = IndexReader(t, "ix").documents()  # type: ignore[arg-type]
+    with pytest.raises(DdbsearchError, match=r"reading index 'ix' failed \(HTTP 500: boom"):
+        next(stream)
+    assert t.seen[-1][0] == "DELETE"
+
+
+def test_an_engine_without_point_in_time_is_told_apart() -> None:
+    t = Scripted([("POST", "/ix/_search/point_in_time", 400, {"error": "no handler"})])
+    with pytest.raises(NoPointInTime) as caught:
+        PointInTime.open(t, "ix")  # type: ignore[arg-type]
+    assert caught.value.status == 400
 
 
 def test_differing_fields_names_paths_not_values() -> None:
