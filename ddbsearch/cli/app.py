@@ -1,11 +1,15 @@
 """The Typer application object and the error boundary shared by every command.
 
-Each command module defines its own Typer sub-app; ``ddbsearch.cli`` adds them
-all to this one (``app.add_typer``), so every command runs inside the boundary.
+Each command module defines its own Typer sub-app; the root group loads the module of
+the command being run, and only that one (:data:`COMMANDS`), so every command runs
+inside the boundary and ``ddbsearch search`` does not import deploy's or backfill's
+modules nor build their options. ``--help`` and ``group.commands.items()`` load them all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, MutableMapping
+from importlib import import_module
 from typing import Annotated, Any
 
 import typer
@@ -16,6 +20,70 @@ from typer.core import TyperGroup, TyperOption
 from ddbsearch import __version__
 from ddbsearch.cli import console
 from ddbsearch.errors import DdbsearchError, ExitCode
+
+# Command -> the module (under ddbsearch.cli) whose Typer sub-app defines it, in the
+# order of `ddbsearch --help`.
+COMMANDS = {
+    "deploy": "deploy",
+    "destroy": "deploy",
+    "demo": "demo",
+    "put": "put",
+    "search": "search",
+    "backfill": "backfill",
+    "reindex": "reindex",
+    "status": "status",
+    "verify": "verify",
+    "explain": "explain",
+    "package": "package",
+    "redrive": "redrive",
+    "dashboards": "dashboards",
+}
+
+
+class _LazyCommands(MutableMapping[str, Any]):
+    """The root group's commands, each built from its module when first looked up."""
+
+    def __init__(self, modules: dict[str, str], built: MutableMapping[str, Any]) -> None:
+        self._modules = dict(modules)
+        self._built: dict[str, Any] = dict(built)
+
+    def _load(self, name: str) -> None:
+        from typer.main import get_group_from_info
+        from typer.models import TyperInfo
+
+        sub_app = import_module(f"ddbsearch.cli.{self._modules[name]}").app
+        group = get_group_from_info(
+            TyperInfo(sub_app),
+            pretty_exceptions_short=app.pretty_exceptions_short,
+            suggest_commands=True,
+            rich_markup_mode=app.rich_markup_mode,
+        )
+        for command_name, command in group.commands.items():
+            if command_name in self._modules and command_name not in self._built:
+                _plain_flags(command)
+                self._built[command_name] = command
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built and name in self._modules:
+            self._load(name)
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self._modules.pop(name, None)
+        self._built.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._modules
+        yield from (name for name in self._built if name not in self._modules)
+
+    def __len__(self) -> int:
+        return len(self._modules.keys() | self._built.keys())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._modules or name in self._built
 
 
 class _ErrorBoundaryGroup(TyperGroup):
@@ -28,6 +96,10 @@ class _ErrorBoundaryGroup(TyperGroup):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _plain_flags(self)
+        self.commands = _LazyCommands(COMMANDS, self.commands)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)  # the names alone: nothing is imported to list them
 
     def get_params(self, ctx: Any) -> Any:
         params = super().get_params(ctx)
