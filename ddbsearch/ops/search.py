@@ -53,7 +53,7 @@ def endpoint_url(endpoint: str) -> str:
     return endpoint if "://" in endpoint else f"https://{endpoint}"
 
 
-class Requests:
+class SearchClient:
     """The search path's HTTP: JSON over the core transport (urllib3; SigV4 by botocore
     only for a target that signs), failures as :mod:`ddbsearch.errors` naming ``what``.
 
@@ -71,9 +71,9 @@ class Requests:
         self.base_url = transport.base_url
         self.attempts = 3 if target.sigv4 else 1
 
-    def about(self, what: str) -> Requests:
+    def about(self, what: str) -> SearchClient:
         """The same connection, its errors naming ``what``."""
-        return Requests(self.target, self.transport, what)
+        return SearchClient(self.target, self.transport, what)
 
     def request(self, method: str, path: str, body: bytes | None = None, **kwargs: Any) -> Response:
         from ddbsearch.core.transport import AccessDenied, TransportError
@@ -127,10 +127,6 @@ def transport_for(target: Target, *, timeout: float = 30.0) -> SearchTransport:
         timeout=timeout,
         credentials=credentials,
     )
-
-
-def requests_for(target: Target, *, timeout: float = 30.0) -> Requests:
-    return Requests(target, transport_for(target, timeout=timeout))
 
 
 def http_error(target: Target, what: str, resp: Response) -> DdbsearchError:
@@ -197,7 +193,7 @@ def flatten_mapping(properties: Mapping[str, Any], prefix: str = "") -> dict[str
     return out
 
 
-def get_fields(http: Requests) -> dict[str, FieldInfo]:
+def get_fields(http: SearchClient) -> dict[str, FieldInfo]:
     """The index's fields; NotFoundError when the index does not exist."""
     target = http.target
     mapping = http.about(f"index '{target.index}'").json("GET", _index_path(target, "/_mapping"))
@@ -683,7 +679,7 @@ def search(
     """
     if not isinstance(request, SearchRequest):
         request = SearchRequest(text=request, highlight=False)
-    http = Requests(target, transport or transport_for(target))
+    http = SearchClient(target, transport or transport_for(target))
     fields = get_fields(http)
     body = build_body(_with_ttl(target, request), fields)
     deadline = time.monotonic() + wait
@@ -765,7 +761,7 @@ def scan(
         raise InputError(f"page size must be between 1 and {MAX_SIZE}")
     if request.count_by or request.stats or request.histograms:
         raise InputError("--all streams hits only", hint="ask for aggregations without --all")
-    http = Requests(target, transport or transport_for(target))
+    http = SearchClient(target, transport or transport_for(target))
     fields = get_fields(http)
     body = build_body(replace(_with_ttl(target, request), highlight=False), fields)
     for key in ("aggs", "aggregations", "from", "search_after"):
@@ -778,7 +774,7 @@ def scan(
 
 
 def _pages(
-    http: Requests,
+    http: SearchClient,
     body: dict[str, Any],
     on_progress: Callable[[int, int], None] | None,
 ) -> Generator[Hit, None, None]:
@@ -879,5 +875,5 @@ def key_names(target: Target) -> list[str]:
 
 def count_documents(target: Target, *, transport: SearchTransport | None = None) -> int:
     """Exact number of documents in the target's index."""
-    http = Requests(target, transport or transport_for(target), f"index '{target.index}'")
+    http = SearchClient(target, transport or transport_for(target), f"index '{target.index}'")
     return int(http.json("GET", _index_path(target, "/_count"))["count"])
