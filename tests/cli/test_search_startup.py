@@ -162,3 +162,28 @@ def test_a_signed_search_loads_botocore_but_not_boto3(signed_domain: str) -> Non
     assert code == 0, stderr
     assert "1 hit" in stderr
     assert loaded == ["botocore"]
+
+
+def test_every_command_module_is_in_the_lazy_table() -> None:
+    """A command defined in a module of ddbsearch.cli but missing from COMMANDS would
+    silently vanish from the CLI (the root group builds only what COMMANDS names)."""
+    import importlib
+    import pkgutil
+
+    import typer
+
+    import ddbsearch.cli
+    from ddbsearch.cli import app
+    from ddbsearch.cli.app import COMMANDS
+
+    defined: dict[str, str] = {}
+    for info in pkgutil.iter_modules(ddbsearch.cli.__path__):
+        module = importlib.import_module(f"ddbsearch.cli.{info.name}")
+        sub_app = getattr(module, "app", None)
+        if isinstance(sub_app, typer.Typer) and info.name != "app":
+            for command in sub_app.registered_commands:
+                name = command.name or (command.callback.__name__ if command.callback else "")
+                defined[name.replace("_", "-")] = info.name
+    assert defined == COMMANDS
+    group = typer.main.get_command(app)
+    assert list(group.commands) == list(COMMANDS)  # type: ignore[attr-defined]
