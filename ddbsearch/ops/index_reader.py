@@ -29,14 +29,13 @@ from ddbsearch.core.errors import DdbsearchError, NotFoundError, UnreachableErro
 from ddbsearch.core.transport import Response, SearchTransport, TransportError
 
 
-class Transport(Protocol):
-    """What the readers send requests through: a :class:`SearchTransport`, or a wrapper
-    of one (``search --all`` adds retries and its own error messages)."""
+class Request(Protocol):
+    """How :class:`PointInTime` talks to the engine: ``(method, path, body)`` -> the parsed
+    JSON answer; a failure raises the caller's own error. ``verify`` passes
+    :meth:`IndexReader.request` (the core transport), ``search --all`` its opensearch-py
+    client's ``transport.perform_request``: one reader, either transport."""
 
-    @property
-    def base_url(self) -> str: ...
-
-    def request(self, method: str, path: str, body: bytes | None = None) -> Response: ...
+    def __call__(self, method: str, path: str, payload: Any = None, /) -> Any: ...
 
 
 PAGE_SIZE = 1000
@@ -52,7 +51,7 @@ class IndexDoc:
     source: dict[str, Any]
 
 
-def _call(transport: Transport, method: str, path: str, payload: Any = None) -> Response:
+def _call(transport: SearchTransport, method: str, path: str, payload: Any = None) -> Response:
     body = None if payload is None else json.dumps(payload).encode()
     try:
         return transport.request(method, path, body)
@@ -84,55 +83,33 @@ class NoPointInTime(DdbsearchError):
         self.status = status
 
 
-ErrorFor = Callable[[str, Response], DdbsearchError]
-
-
 class PointInTime:
     """One open point in time on an index, read page by page with ``search_after``.
 
     The one implementation of OpenSearch's PIT paging (``search --all`` and
-    ``verify`` both read through it). Use it as a context manager: the PIT is
-    deleted when the block ends, however it ends (exhausted, a consumer that stops
-    early and closes its generator, an error, Ctrl-C); otherwise it would hold the
-    index's segments until its keep-alive ran out. ``search_after`` on a sort that
-    ends in a unique tiebreaker never meets the 10,000-hit window.
+    ``verify`` both read through it, each over its own :class:`Request`). Use it as a
+    context manager: the PIT is deleted when the block ends, however it ends
+    (exhausted, a consumer that stops early and closes its generator, an error,
+    Ctrl-C); otherwise it would hold the index's segments until its keep-alive ran
+    out. ``search_after`` on a sort that ends in a unique tiebreaker never meets the
+    10,000-hit window.
     """
 
     def __init__(
-        self,
-        transport: Transport,
-        index: str,
-        pit_id: str,
-        *,
-        keep_alive: str = KEEP_ALIVE,
-        error: ErrorFor = _fail,
+        self, request: Request, index: str, pit_id: str, *, keep_alive: str = KEEP_ALIVE
     ) -> None:
-        self.transport = transport
+        self.request = request
         self.index = index
         self.id = pit_id
         self.keep_alive = keep_alive
-        self.error = error
         self.closed = False
 
     @classmethod
-    def open(
-        cls,
-        transport: Transport,
-        index: str,
-        *,
-        keep_alive: str = KEEP_ALIVE,
-        error: ErrorFor | None = None,
-    ) -> PointInTime:
-        """Opens a PIT on ``index``: :class:`NoPointInTime` when the engine has none,
-        ``error(what, response)`` for any other failure (404: the index is missing)."""
-        fail = error or _index_error(index)
+    def open(cls, request: Request, index: str, *, keep_alive: str = KEEP_ALIVE) -> PointInTime:
+        """Opens a PIT on ``index``; a failure is ``request``'s error."""
         path = f"/{quote(index, safe=',*')}/_search/point_in_time?keep_alive={keep_alive}"
-        resp = _call(transport, "POST", path)
-        if resp.status in _NO_PIT_STATUS:
-            raise NoPointInTime(index, resp.status)
-        if resp.status >= 300:
-            raise fail(f"opening a point in time on '{index}'", resp)
-        return cls(transport, index, str(resp.json()["pit_id"]), keep_alive=keep_alive, error=fail)
+        opened = request("POST", path)
+        return cls(request, index, str(opened["pit_id"]), keep_alive=keep_alive)
 
     def __enter__(self) -> PointInTime:
         return self
@@ -149,10 +126,7 @@ class PointInTime:
             page = {**body, "pit": {"id": self.id, "keep_alive": self.keep_alive}}
             if after is not None:
                 page["search_after"] = after
-            resp = _call(self.transport, "POST", "/_search", page)
-            if resp.status >= 300:
-                raise self.error(f"reading index '{self.index}'", resp)
-            data: dict[str, Any] = resp.json()
+            data: dict[str, Any] = self.request("POST", "/_search", page)
             self.id = str(data.get("pit_id") or self.id)  # the id may change between pages
             hits = data.get("hits", {}).get("hits", [])
             yield data
@@ -167,10 +141,10 @@ class PointInTime:
             return
         self.closed = True
         with contextlib.suppress(Exception):
-            _call(self.transport, "DELETE", "/_search/point_in_time", {"pit_id": [self.id]})
+            self.request("DELETE", "/_search/point_in_time", {"pit_id": [self.id]})
 
 
-def _index_error(index: str) -> ErrorFor:
+def _index_error(index: str) -> Callable[[str, Response], DdbsearchError]:
     def error(what: str, resp: Response) -> DdbsearchError:
         if resp.status == 404:
             return NotFoundError(
@@ -196,6 +170,18 @@ class IndexReader:
 
     def _path(self, suffix: str) -> str:
         return f"/{quote(self.index, safe=',*')}{suffix}"
+
+    def request(self, method: str, path: str, payload: Any = None) -> Any:
+        """:class:`PointInTime`'s requests over the core transport, failures as verify
+        reports them; "no point in time API" as :class:`NoPointInTime` (verify scrolls)."""
+        resp = _call(self.transport, method, path, payload)
+        if resp.status < 300:
+            return resp.json()
+        opening = method == "POST" and "/_search/point_in_time" in path
+        if opening and resp.status in _NO_PIT_STATUS:
+            raise NoPointInTime(self.index, resp.status)
+        what = f"opening a point in time on '{self.index}'" if opening else None
+        raise _index_error(self.index)(what or f"reading index '{self.index}'", resp)
 
     def count(self) -> int:
         resp = _call(self.transport, "GET", self._path("/_count"))
@@ -223,7 +209,7 @@ class IndexReader:
     def documents(self) -> Iterator[list[IndexDoc]]:
         """Pages of documents until the index is exhausted."""
         try:
-            pit = PointInTime.open(self.transport, self.index)
+            pit = PointInTime.open(self.request, self.index)
         except NoPointInTime as exc:
             self.method = "scroll"
             self.fallback_reason = f"point in time not supported (HTTP {exc.status})"

@@ -1,4 +1,4 @@
-"""Searching the index: HTTP to the target's endpoint, query building, results.
+"""Searching the index: the OpenSearch client for a target, query building, results.
 
 ``ddbsearch search "mega test"`` runs a ``simple_query_string`` over the index's text
 fields with ``default_operator: and``: every word must match (somewhere in the
@@ -18,7 +18,6 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from ddbsearch.errors import (
     AuthError,
@@ -30,7 +29,9 @@ from ddbsearch.errors import (
 from ddbsearch.targets import Target
 
 if TYPE_CHECKING:  # imported when a search runs: `ddbsearch --help` stays fast
-    from ddbsearch.core.transport import Response, SearchTransport
+    from opensearchpy import OpenSearch
+
+    from ddbsearch.core.transport import SearchTransport
 
 # Highlight markers unlikely to appear in data; the CLI turns them into styles.
 MARK_START = "\x02"
@@ -53,73 +54,91 @@ def endpoint_url(endpoint: str) -> str:
     return endpoint if "://" in endpoint else f"https://{endpoint}"
 
 
-class SearchClient:
-    """The search path's HTTP: JSON over the core transport (urllib3; SigV4 by botocore
-    only for a target that signs), failures as :mod:`ddbsearch.errors` naming ``what``.
+def client_for(target: Target, *, timeout: float = 30.0) -> OpenSearch:
+    """An opensearch-py client: SigV4-signed (requests-aws4auth) for AWS, plain HTTP for
+    the local emulator.
 
-    Not opensearch-py: it imports requests (and aiohttp when installed) at start-up,
-    which cost ``ddbsearch search`` more than everything else it imports. Requests
-    to a signed (AWS) endpoint are tried up to three times on a dropped connection,
-    a timeout or a 502/503/504, as opensearch-py's client was set up to; the local
-    emulator is asked once, so a stopped stack fails fast.
+    opensearch-py and requests are imported here, when a search runs, not when the CLI
+    starts: ``ddbsearch --help`` and the other commands do not pay for them. Credentials
+    come from botocore's chain for the target's profile (:func:`ddbsearch.clients.credentials_for`:
+    SSO, assume-role, session tokens), without boto3. Requests to a signed endpoint are
+    tried up to three times on a dropped connection, a timeout or a 502/503/504; the
+    local emulator is asked once, so a stopped stack fails fast.
     """
+    from opensearchpy import OpenSearch, RequestsHttpConnection
 
-    def __init__(self, target: Target, transport: SearchTransport, what: str = "search") -> None:
-        self.target = target
-        self.transport = transport
-        self.what = what
-        self.base_url = transport.base_url
-        self.attempts = 3 if target.sigv4 else 1
+    url = endpoint_url(target.search_endpoint)
+    if not target.sigv4:
+        return OpenSearch(hosts=[url], timeout=timeout, max_retries=0)
+    from requests_aws4auth import AWS4Auth
 
-    def about(self, what: str) -> SearchClient:
-        """The same connection, its errors naming ``what``."""
-        return SearchClient(self.target, self.transport, what)
+    from ddbsearch.clients import credentials_for
 
-    def request(self, method: str, path: str, body: bytes | None = None, **kwargs: Any) -> Response:
-        from ddbsearch.core.transport import AccessDenied, TransportError
-
-        for attempt in range(1, self.attempts + 1):
-            try:
-                resp = self.transport.request(method, path, body, **kwargs)
-            except TransportError:
-                if attempt < self.attempts:
-                    continue
-                raise UnreachableError(
-                    f"{self.what}: cannot reach the search endpoint {self.target.search_endpoint}",
-                    hint="is the local stack running ('ddbsearch deploy --local') / "
-                    "is the network up?",
-                ) from None
-            except AccessDenied as exc:
-                raise AuthError(f"{self.what}: {exc.message}", hint=exc.hint) from None
-            if resp.status in (502, 503, 504) and attempt < self.attempts:
-                continue
-            return resp
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def json(self, method: str, path: str, payload: Any = None) -> Any:
-        body = None if payload is None else json.dumps(payload).encode()
-        resp = self.request(method, path, body)
-        if resp.status >= 300:
-            raise http_error(self.target, self.what, resp)
-        return resp.json()
+    credentials = credentials_for(target)
+    if credentials is None:
+        raise AuthError(
+            "no AWS credentials to sign search requests with",
+            hint="configure credentials (aws configure / AWS_PROFILE)",
+        )
+    # refreshable_credentials: temporary credentials are refreshed before each request.
+    auth = AWS4Auth(refreshable_credentials=credentials, region=target.region, service="es")
+    return OpenSearch(
+        hosts=[url],
+        http_auth=auth,
+        use_ssl=url.startswith("https://"),
+        verify_certs=True,
+        connection_class=RequestsHttpConnection,
+        timeout=timeout,
+        max_retries=2,
+        retry_on_timeout=True,
+    )
 
 
-def transport_for(target: Target, *, timeout: float = 30.0) -> SearchTransport:
-    """The core transport for ``target``: plain HTTP for the local emulator; SigV4 with the
-    target's credentials (profile, SSO, assume-role, session token) on AWS."""
+def translate(exc: Exception, target: Target, what: str) -> DdbsearchError:
+    """The :mod:`ddbsearch.errors` equivalent of an opensearch-py failure."""
+    from opensearchpy import exceptions as ose
+
+    if isinstance(exc, ose.ConnectionError):
+        return UnreachableError(
+            f"{what}: cannot reach the search endpoint {target.search_endpoint}",
+            hint="is the local stack running ('ddbsearch deploy --local') / is the network up?",
+        )
+    if isinstance(exc, (ose.AuthenticationException, ose.AuthorizationException)):
+        return AuthError(
+            f"{what}: the search endpoint refused the request ({exc.status_code})",
+            hint="check your AWS credentials and the domain access policy",
+        )
+    if isinstance(exc, ose.NotFoundError):
+        return NotFoundError(
+            f"index '{target.index}' does not exist on {target.search_endpoint}",
+            hint="check --index, or deploy / backfill first",
+        )
+    if isinstance(exc, ose.RequestError):
+        return InputError(f"{what}: the search was rejected: {_reason(exc)}")
+    if isinstance(exc, ose.TransportError):
+        return DdbsearchError(f"{what}: search endpoint error {exc.status_code}: {_reason(exc)}")
+    return exc if isinstance(exc, DdbsearchError) else DdbsearchError(f"{what}: {exc!r}")
+
+
+def _reason(exc: Any) -> str:
+    info = getattr(exc, "info", None)
+    if isinstance(info, dict) and isinstance(info.get("error"), dict):
+        err = info["error"]
+        root = (err.get("root_cause") or [err])[0]
+        return f"{root.get('type', 'error')}: {root.get('reason', '')}"
+    return str(getattr(exc, "error", exc))
+
+
+def transport_for(target: Target, *, timeout: float) -> SearchTransport:
+    """The core transport (urllib3; SigV4 by botocore only for a target that signs), for
+    shell completion, which must start fast on every TAB."""
     from ddbsearch.core.transport import SearchTransport
 
     credentials = None
     if target.sigv4:
-        # Only a signing target resolves credentials (botocore's chain is the slow part).
         from ddbsearch.clients import credentials_for
 
         credentials = credentials_for(target)
-        if credentials is None:
-            raise AuthError(
-                "no AWS credentials to sign search requests with",
-                hint="configure credentials (aws configure / AWS_PROFILE)",
-            )
     return SearchTransport(
         target.search_endpoint,
         region=target.region,
@@ -127,36 +146,6 @@ def transport_for(target: Target, *, timeout: float = 30.0) -> SearchTransport:
         timeout=timeout,
         credentials=credentials,
     )
-
-
-def http_error(target: Target, what: str, resp: Response) -> DdbsearchError:
-    """The :mod:`ddbsearch.errors` equivalent of an error answer from the search endpoint."""
-    if resp.status == 404:
-        return NotFoundError(
-            f"index '{target.index}' does not exist on {target.search_endpoint}",
-            hint="check --index, or deploy / backfill first",
-        )
-    if resp.status == 400:
-        return InputError(f"{what}: the search was rejected: {_reason(resp)}")
-    return DdbsearchError(f"{what}: search endpoint error {resp.status}: {_reason(resp)}")
-
-
-def _reason(resp: Response) -> str:
-    try:
-        data = resp.json()
-    except ValueError:
-        data = None
-    err = data.get("error") if isinstance(data, dict) else None
-    if isinstance(err, dict):
-        root = (err.get("root_cause") or [err])[0]
-        return f"{root.get('type', 'error')}: {root.get('reason', '')}"
-    if isinstance(err, str):
-        return err[:200]
-    return resp.body[:200].decode("utf-8", "replace")
-
-
-def _index_path(target: Target, suffix: str) -> str:
-    return f"/{quote(target.index, safe=',*')}{suffix}"
 
 
 # --------------------------------------------------------------------------- mapping
@@ -193,10 +182,12 @@ def flatten_mapping(properties: Mapping[str, Any], prefix: str = "") -> dict[str
     return out
 
 
-def get_fields(http: SearchClient) -> dict[str, FieldInfo]:
+def get_fields(client: OpenSearch, target: Target) -> dict[str, FieldInfo]:
     """The index's fields; NotFoundError when the index does not exist."""
-    target = http.target
-    mapping = http.about(f"index '{target.index}'").json("GET", _index_path(target, "/_mapping"))
+    try:
+        mapping = client.indices.get_mapping(index=target.index)
+    except Exception as exc:
+        raise translate(exc, target, f"index '{target.index}'") from None
     props: dict[str, Any] = {}
     for index_mapping in mapping.values():  # one entry (or several behind an alias)
         props.update((index_mapping.get("mappings") or {}).get("properties") or {})
@@ -669,7 +660,7 @@ def search(
     *,
     wait: float = 0.0,
     with_key_names: bool = False,
-    transport: SearchTransport | None = None,
+    client: OpenSearch | None = None,
 ) -> SearchResult:
     """Run ``request`` (or plain query text) against the target's index.
 
@@ -679,12 +670,15 @@ def search(
     """
     if not isinstance(request, SearchRequest):
         request = SearchRequest(text=request, highlight=False)
-    http = SearchClient(target, transport or transport_for(target))
-    fields = get_fields(http)
+    client = client or client_for(target)
+    fields = get_fields(client, target)
     body = build_body(_with_ttl(target, request), fields)
     deadline = time.monotonic() + wait
     while True:
-        response = http.json("POST", _index_path(target, "/_search"), body)
+        try:
+            response = client.search(index=target.index, body=body)
+        except Exception as exc:
+            raise translate(exc, target, "search") from None
         result = parse_response(response, body)
         if result.total or time.monotonic() >= deadline:
             break
@@ -743,7 +737,7 @@ def scan(
     *,
     page_size: int = SCAN_PAGE_SIZE,
     on_progress: Callable[[int, int], None] | None = None,
-    transport: SearchTransport | None = None,
+    client: OpenSearch | None = None,
 ) -> Scan:
     """Every hit of ``request``, past OpenSearch's 10,000-hit window.
 
@@ -761,8 +755,8 @@ def scan(
         raise InputError(f"page size must be between 1 and {MAX_SIZE}")
     if request.count_by or request.stats or request.histograms:
         raise InputError("--all streams hits only", hint="ask for aggregations without --all")
-    http = SearchClient(target, transport or transport_for(target))
-    fields = get_fields(http)
+    client = client or client_for(target)
+    fields = get_fields(client, target)
     body = build_body(replace(_with_ttl(target, request), highlight=False), fields)
     for key in ("aggs", "aggregations", "from", "search_after"):
         if key in body:
@@ -770,37 +764,54 @@ def scan(
     body["size"] = page_size
     body["sort"] = [*body.get("sort", []), {"_shard_doc": "asc"}]
     body["track_total_hits"] = True
-    return Scan(top_level_names(fields), _pages(http.about("search --all"), body, on_progress))
+    return Scan(top_level_names(fields), _pages(client, target, body, on_progress))
 
 
 def _pages(
-    http: SearchClient,
+    client: OpenSearch,
+    target: Target,
     body: dict[str, Any],
     on_progress: Callable[[int, int], None] | None,
 ) -> Generator[Hit, None, None]:
-    from ddbsearch.ops.index_reader import NoPointInTime, PointInTime
+    from ddbsearch.ops.index_reader import PointInTime
 
-    target = http.target
+    def request(method: str, path: str, payload: Any = None) -> Any:
+        # The client's transport: its signing, retries and errors (opensearch-py's own).
+        return client.transport.perform_request(method, path, body=payload)
+
     try:
-        pit = PointInTime.open(
-            http,
-            target.index,
-            keep_alive=PIT_KEEP_ALIVE,
-            error=lambda what, resp: http_error(target, http.what, resp),
-        )
-    except (NoPointInTime, NotFoundError):
-        raise DdbsearchError(
-            f"search --all: {target.search_endpoint} does not support point in time searches",
-            hint="--all needs OpenSearch 2.4 or later; use --size (up to 10,000) instead",
-        ) from None
+        pit = PointInTime.open(request, target.index, keep_alive=PIT_KEEP_ALIVE)
+    except Exception as exc:
+        raise _pit_error(exc, target) from None
     done = 0
     with pit:
-        for response in pit.pages(body):
+        pages = pit.pages(body)
+        while True:
+            try:
+                response = next(pages)
+            except StopIteration:
+                return
+            except Exception as exc:
+                raise translate(exc, target, "search --all") from None
             result = parse_response(response, body)
             done += len(result.hits)
             if on_progress is not None:
                 on_progress(done, result.total)
             yield from result.hits
+
+
+def _pit_error(exc: Exception, target: Target) -> DdbsearchError:
+    from opensearchpy import exceptions as ose
+
+    # 400/405/501: no point in time API (OpenSearch before 2.4); 404: no such endpoint
+    if isinstance(exc, (ose.RequestError, ose.NotFoundError)) or (
+        isinstance(exc, ose.TransportError) and exc.status_code in (405, 501)
+    ):
+        return DdbsearchError(
+            f"search --all: {target.search_endpoint} does not support point in time searches",
+            hint="--all needs OpenSearch 2.4 or later; use --size (up to 10,000) instead",
+        )
+    return translate(exc, target, "search --all")
 
 
 # --------------------------------------------------------------------------- completion
@@ -873,7 +884,10 @@ def key_names(target: Target) -> list[str]:
         return []
 
 
-def count_documents(target: Target, *, transport: SearchTransport | None = None) -> int:
+def count_documents(target: Target, *, client: OpenSearch | None = None) -> int:
     """Exact number of documents in the target's index."""
-    http = SearchClient(target, transport or transport_for(target), f"index '{target.index}'")
-    return int(http.json("GET", _index_path(target, "/_count"))["count"])
+    client = client or client_for(target)
+    try:
+        return int(client.count(index=target.index)["count"])
+    except Exception as exc:
+        raise translate(exc, target, f"index '{target.index}'") from None

@@ -1,10 +1,13 @@
 """What `ddbsearch search` imports: only what the search needs (docs/benchmarks.md, start-up).
 
 Each run is a fresh interpreter (the console script's entry point, in a subprocess) that
-reports the modules it loaded. A search of the local stack signs nothing and calls no AWS
-API, so it must load no boto3/botocore; no search loads opensearch-py, requests or the
-local stack's packages; a SigV4 search loads botocore (its signer and credential chain)
-but not boto3 and s3transfer. Import sets, not timings: timings belong to bench/install.py.
+reports the modules it loaded. `search --help` loads no AWS or HTTP client package. A
+search talks to OpenSearch through opensearch-py (the design card's client), so it loads
+opensearch-py and what opensearch-py itself imports (requests; aiohttp when installed),
+nothing more. A search of the local stack signs nothing and calls no AWS API, so it loads
+no boto3/botocore and no requests-aws4auth; a SigV4 search adds botocore (its credential
+chain) and requests-aws4auth, but not boto3 and s3transfer. No search loads the local
+stack's packages. Import sets, not timings: timings belong to bench/install.py.
 """
 
 from __future__ import annotations
@@ -49,6 +52,18 @@ except SystemExit as exc:
 loaded = sorted({{m.split(".")[0] for m in sys.modules}} & set({WATCHED!r}))
 print("\\n" + json.dumps({{"code": code, "loaded": loaded}}))
 """
+
+
+def opensearch_py_imports() -> list[str]:
+    """The watched packages `import opensearchpy` loads by itself, in a fresh process."""
+    code = (
+        "import json, sys, opensearchpy\n"
+        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({WATCHED!r}))))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    return list(json.loads(proc.stdout))
 
 
 def run_cli(*args: str) -> tuple[int, list[str], str]:
@@ -96,11 +111,12 @@ def test_help_loads_no_aws_or_http_client_package() -> None:
 
 
 @pytest.mark.integration
-def test_a_local_search_loads_no_aws_or_http_client_package(local_index: Target) -> None:
+def test_a_local_search_loads_opensearch_py_and_no_aws_package(local_index: Target) -> None:
     code, loaded, stderr = run_cli("search", "mega")
     assert code == 0, stderr
     assert "3 hits" in stderr
-    assert loaded == []
+    assert loaded == opensearch_py_imports()
+    assert "requests" in loaded  # opensearch-py's own import; no boto3, no signing
 
 
 @pytest.mark.integration
@@ -108,7 +124,7 @@ def test_search_all_of_the_local_stack_loads_no_aws_package(local_index: Target)
     code, loaded, stderr = run_cli("search", "--all", "--format", "ndjson")
     assert code == 0, stderr
     assert stderr.endswith("3 hits\n")
-    assert loaded == []
+    assert loaded == opensearch_py_imports()
 
 
 @pytest.fixture
@@ -151,7 +167,7 @@ def signed_domain() -> Iterator[str]:
         thread.join()
 
 
-def test_a_signed_search_loads_botocore_but_not_boto3(signed_domain: str) -> None:
+def test_a_signed_search_loads_botocore_and_aws4auth_but_not_boto3(signed_domain: str) -> None:
     target = Target(
         kind="aws", name="signed", region="eu-west-1", table="T", index="idx",
         search_endpoint=signed_domain, sigv4=True, key_names=("pk",),
@@ -161,7 +177,7 @@ def test_a_signed_search_loads_botocore_but_not_boto3(signed_domain: str) -> Non
     code, loaded, stderr = run_cli("search", "mega")
     assert code == 0, stderr
     assert "1 hit" in stderr
-    assert loaded == ["botocore"]
+    assert loaded == sorted({*opensearch_py_imports(), "botocore", "requests_aws4auth"})
 
 
 def test_every_command_module_is_in_the_lazy_table() -> None:

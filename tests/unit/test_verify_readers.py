@@ -115,7 +115,7 @@ def test_the_point_in_time_is_closed_when_the_reader_stops_early() -> None:
     )
 
     def first_page() -> list[str]:
-        with PointInTime.open(t, "ix") as pit:  # type: ignore[arg-type]
+        with PointInTime.open(IndexReader(t, "ix").request, "ix") as pit:  # type: ignore[arg-type]
             for data in pit.pages({"size": 2, "sort": [{"_shard_doc": "asc"}]}):
                 return [h["_id"] for h in data["hits"]["hits"]]
         return []
@@ -143,7 +143,7 @@ def test_a_failed_page_closes_the_point_in_time_and_raises_its_own_error() -> No
 def test_an_engine_without_point_in_time_is_told_apart() -> None:
     t = Scripted([("POST", "/ix/_search/point_in_time", 400, {"error": "no handler"})])
     with pytest.raises(NoPointInTime) as caught:
-        PointInTime.open(t, "ix")  # type: ignore[arg-type]
+        PointInTime.open(IndexReader(t, "ix").request, "ix")  # type: ignore[arg-type]
     assert caught.value.status == 400
 
 
