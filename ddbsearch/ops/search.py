@@ -31,8 +31,6 @@ from ddbsearch.targets import Target
 if TYPE_CHECKING:  # imported when a search runs: `ddbsearch --help` stays fast
     from opensearchpy import OpenSearch
 
-    from ddbsearch.core.transport import SearchTransport
-
 # Highlight markers unlikely to appear in data; the CLI turns them into styles.
 MARK_START = "\x02"
 MARK_END = "\x03"
@@ -127,25 +125,6 @@ def _reason(exc: Any) -> str:
         root = (err.get("root_cause") or [err])[0]
         return f"{root.get('type', 'error')}: {root.get('reason', '')}"
     return str(getattr(exc, "error", exc))
-
-
-def transport_for(target: Target, *, timeout: float) -> SearchTransport:
-    """The core transport (urllib3; SigV4 by botocore only for a target that signs), for
-    shell completion, which must start fast on every TAB."""
-    from ddbsearch.core.transport import SearchTransport
-
-    credentials = None
-    if target.sigv4:
-        from ddbsearch.clients import credentials_for
-
-        credentials = credentials_for(target)
-    return SearchTransport(
-        target.search_endpoint,
-        region=target.region,
-        sigv4=target.sigv4,
-        timeout=timeout,
-        credentials=credentials,
-    )
 
 
 # --------------------------------------------------------------------------- mapping
@@ -859,7 +838,20 @@ def cached_fields(
 def _fetch_fields(target: Target, timeout: float) -> dict[str, FieldInfo]:
     # The core transport (urllib3) rather than opensearch-py: completion runs on every
     # TAB and must start fast; its timeout bounds the connect as well as the read.
-    transport = transport_for(target, timeout=timeout)
+    from ddbsearch.core.transport import SearchTransport
+
+    credentials = None
+    if target.sigv4:
+        from ddbsearch.clients import credentials_for
+
+        credentials = credentials_for(target)
+    transport = SearchTransport(
+        target.search_endpoint,
+        region=target.region,
+        sigv4=target.sigv4,
+        timeout=timeout,
+        credentials=credentials,
+    )
     # The timeout is passed again per request: SearchTransport.request(timeout=None)
     # sends urllib3 no timeout at all, which would hang on an endpoint that never answers.
     response = transport.request("GET", f"/{target.index}/_mapping", timeout=timeout)
